@@ -1,0 +1,1 @@
+# rules for backends/neon (filled in by its owner)

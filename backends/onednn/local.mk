@@ -1,0 +1,1 @@
+# rules for backends/onednn (filled in by its owner)

@@ -1,0 +1,1 @@
+# rules for backends/opencl (filled in by its owner)

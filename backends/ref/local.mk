@@ -1,0 +1,1 @@
+# rules for backends/ref (filled in by its owner)

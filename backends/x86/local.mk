@@ -1,0 +1,1 @@
+# rules for backends/x86 (filled in by its owner)

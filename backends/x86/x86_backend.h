@@ -1,0 +1,34 @@
+/* Shared private header of the x86 backends (avx2 and avx512).
+ * Two tables, one per ISA level, share this state type. */
+#ifndef MOAK_X86_BACKEND_H
+#define MOAK_X86_BACKEND_H
+
+#include "moak_backend.h"
+
+typedef enum moak_x86_level {
+    MOAK_X86_AVX2 = 0,   /* AVX2 + FMA + F16C (+ AVX-VNNI when the CPU has it) */
+    MOAK_X86_AVX512 = 1  /* AVX-512 F/BW/VL/DQ + VNNI (+ BF16 when the CPU has it) */
+} moak_x86_level;
+
+typedef struct moak_x86_state {
+    moak_backend_env env;        /* copy of what init received */
+    moak_x86_level level;
+    uint64_t isa;                /* env.hw->isa */
+    /* Per-thread scratch, grown on demand by the op that needs it. */
+    void **scratch;              /* [env.n_threads] */
+    size_t *scratch_bytes;       /* [env.n_threads] */
+} moak_x86_state;
+
+/* ---- attention, routing, rmsnorm, rope (attention_*.c, elementwise_*.c) ---- */
+bool moak_x86_supports_attention_misc(const moak_x86_state *st, const moak_op_shape *shape,
+                                      char *why, size_t why_len);
+moak_status moak_x86_avx2_attention(void *state, const moak_attention_args *args);
+moak_status moak_x86_avx512_attention(void *state, const moak_attention_args *args);
+moak_status moak_x86_avx2_moe_route(void *state, const moak_route_args *args);
+moak_status moak_x86_avx512_moe_route(void *state, const moak_route_args *args);
+moak_status moak_x86_avx2_rmsnorm(void *state, const moak_rmsnorm_args *args);
+moak_status moak_x86_avx512_rmsnorm(void *state, const moak_rmsnorm_args *args);
+moak_status moak_x86_avx2_rope(void *state, const moak_rope_args *args);
+moak_status moak_x86_avx512_rope(void *state, const moak_rope_args *args);
+
+#endif

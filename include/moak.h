@@ -1,0 +1,532 @@
+/*
+ * moak.h — the public C ABI of moak, hardware-aware kernels for quantized
+ * Mixture-of-Experts layers and attention over a paged KV cache.
+ *
+ * This is the only header an application includes.  Rules that hold for
+ * every function below:
+ *   - C99, opaque handles, every fallible function returns moak_status.
+ *   - On any error nothing is written to any output argument (outputs are
+ *     validated completely before the first byte is stored), the context
+ *     keeps a message naming the argument and the rule it broke
+ *     (moak_last_error), and the library never aborts or prints to stdout.
+ *   - Every options/descriptor struct starts with `size_t struct_size`; set
+ *     it to sizeof(the struct) (the MOAK_*_INIT macros do).  Fields added in
+ *     later versions go at the end, so an older caller's smaller struct
+ *     keeps working: missing fields take their documented default.
+ *   - Activations, outputs and scales are host float32, row-major, tightly
+ *     packed.  Sizes are int64_t; negative sizes are errors.
+ *
+ * Numerics contract: the reference backend ("ref") computes in f32 with f64
+ * accumulation on dequantized weights.  Every other backend must match it
+ * within the bound written beside each op (MOAK_BOUND_*); moak-conform
+ * enforces exactly those bounds, and a NaN/Inf where the reference is finite
+ * always fails.
+ */
+#ifndef MOAK_H
+#define MOAK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#  define MOAK_API
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#  define MOAK_API __attribute__((visibility("default")))
+#else
+#  define MOAK_API
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Version                                                                  */
+/* ------------------------------------------------------------------------ */
+
+#define MOAK_VERSION_MAJOR 0
+#define MOAK_VERSION_MINOR 1
+#define MOAK_VERSION_PATCH 0
+/* One integer that orders releases: major*10000 + minor*100 + patch. */
+#define MOAK_VERSION \
+    (MOAK_VERSION_MAJOR * 10000 + MOAK_VERSION_MINOR * 100 + MOAK_VERSION_PATCH)
+
+/* The version of the library actually loaded (compare with MOAK_VERSION to
+ * detect a header/library mismatch). */
+MOAK_API int moak_version(void);
+/* "0.1.0" */
+MOAK_API const char *moak_version_string(void);
+
+/* ------------------------------------------------------------------------ */
+/* Status                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef enum moak_status {
+    MOAK_OK = 0,
+    MOAK_ERR_NULL_ARGUMENT = 1,    /* a required pointer is NULL */
+    MOAK_ERR_INVALID_ARGUMENT = 2, /* a value breaks a documented rule */
+    MOAK_ERR_SIZE_OVERFLOW = 3,    /* a byte count does not fit size_t */
+    MOAK_ERR_SHAPE_MISMATCH = 4,   /* dimensions/formats of two arguments disagree */
+    MOAK_ERR_UNSUPPORTED = 5,      /* no enabled backend can run this case */
+    MOAK_ERR_OUT_OF_MEMORY = 6,
+    MOAK_ERR_CACHE_FULL = 7,       /* the KV cache has no free page left */
+    MOAK_ERR_OUT_OF_RANGE = 8,     /* an index (sequence id, expert id) is outside its range */
+    MOAK_ERR_UNKNOWN_BACKEND = 9,  /* a backend name in a preference list is not known */
+    MOAK_ERR_BACKEND = 10,         /* the backend's library or device failed */
+    MOAK_ERR_STRUCT_SIZE = 11      /* struct_size is smaller than the first version of the struct */
+} moak_status;
+
+/* A static English name for a status ("MOAK_ERR_CACHE_FULL: ..."). */
+MOAK_API const char *moak_status_str(moak_status status);
+
+/* ------------------------------------------------------------------------ */
+/* Formats and their exact byte layouts                                     */
+/* ------------------------------------------------------------------------ */
+/*
+ * A weight tensor is n_experts x rows x cols: expert-major, then row-major;
+ * each row is a sequence of bytes whose length is moak_format_row_bytes(f,
+ * cols).  Multi-byte fields are little-endian.  "f16" is IEEE-754 binary16,
+ * "bf16" the upper 16 bits of an IEEE binary32; conversions from f32 round to
+ * nearest, ties to even.
+ *
+ * format     block (elements)  bytes per block, layout of one block
+ * F32        1                 4   float32
+ * F16        1                 2   binary16
+ * BF16       1                 2   bfloat16
+ * Q8_0       32                34  { f16 d; int8 q[32]; }            x[i] = d * q[i]
+ * Q4_0       32                18  { f16 d; uint8 qs[16]; }          x[i] = d * (nib(i) - 8),
+ *                                  nib(i) = qs[i] & 15 for i < 16, qs[i-16] >> 4 for i >= 16
+ * I8_ROW     cols (one row)    4+cols  { float32 scale; int8 q[cols]; }  x[i] = scale * q[i]
+ * I4_G32     32                20  { f16 scale; f16 min; uint8 qs[16]; }  x[i] = scale * nib(i) + min,
+ *                                  nib(i) = (qs[i/2] >> (4*(i%2))) & 15 (even i in the low nibble)
+ * I4_G128    128               68  { f16 scale; f16 min; uint8 qs[64]; }  as I4_G32
+ *
+ * Q8_0 and Q4_0 are byte-identical to GGUF's block_q8_0 / block_q4_0 and are
+ * quantized exactly as ggml's reference quantizer does (Q8_0: d = amax/127,
+ * q = round(x/d); Q4_0: d = (the element of largest magnitude, with its sign)/-8,
+ * q = min(15, (int)(x/d + 8.5))).  I8_ROW is symmetric per row (scale = amax/127).
+ * I4_G* is asymmetric per group (GPTQ/AWQ style): min = min(x), scale =
+ * (max(x) - min)/15, both rounded to f16 first, q = clamp(round((x-min)/scale), 0, 15).
+ * When cols is not a multiple of the block, the last block of each row is
+ * completed with zeros (they are quantized as zeros and never read back).
+ *
+ * KV caches use F32, F16, BF16 or Q8_0 (Q8_0 needs head dims that are
+ * multiples of 32), with each head vector of each token stored as one row.
+ */
+typedef enum moak_format {
+    MOAK_FORMAT_F32 = 0,
+    MOAK_FORMAT_F16 = 1,
+    MOAK_FORMAT_BF16 = 2,
+    MOAK_FORMAT_Q8_0 = 3,
+    MOAK_FORMAT_Q4_0 = 4,
+    MOAK_FORMAT_I8_ROW = 5,
+    MOAK_FORMAT_I4_G32 = 6,
+    MOAK_FORMAT_I4_G128 = 7,
+    MOAK_FORMAT_COUNT
+} moak_format;
+
+/* Lower-case name as used on command lines: "f32", "q4_0", "i4_g128", ...;
+ * NULL for an unknown value. */
+MOAK_API const char *moak_format_name(moak_format format);
+/* Parses a name from moak_format_name (case-insensitive); MOAK_ERR_INVALID_ARGUMENT if unknown. */
+MOAK_API moak_status moak_format_from_name(const char *name, moak_format *format);
+/* Elements per block (1 for F32/F16/BF16, cols for I8_ROW is reported as 0). */
+MOAK_API int64_t moak_format_block_elems(moak_format format);
+/* Bytes of one row of `cols` elements, including the padding of the last
+ * block; 0 if format is unknown, cols < 1, or the count overflows. */
+MOAK_API size_t moak_format_row_bytes(moak_format format, int64_t cols);
+
+/* Quantize rows x cols float32 values into dst (dst_size must be at least
+ * rows * moak_format_row_bytes(format, cols)).  Context-free: on error the
+ * message is read with moak_last_error(NULL) (thread-local). */
+MOAK_API moak_status moak_quantize(moak_format format, const float *src,
+                                   int64_t rows, int64_t cols,
+                                   void *dst, size_t dst_size);
+/* The inverse: src_size must be at least rows * row_bytes. */
+MOAK_API moak_status moak_dequantize(moak_format format, const void *src,
+                                     size_t src_size, int64_t rows,
+                                     int64_t cols, float *dst);
+
+/* ------------------------------------------------------------------------ */
+/* Hardware information                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* ISA feature bits (one bitmask for every architecture). */
+#define MOAK_ISA_SSE42        (UINT64_C(1) << 0)
+#define MOAK_ISA_AVX          (UINT64_C(1) << 1)
+#define MOAK_ISA_AVX2         (UINT64_C(1) << 2)
+#define MOAK_ISA_FMA          (UINT64_C(1) << 3)
+#define MOAK_ISA_F16C         (UINT64_C(1) << 4)
+#define MOAK_ISA_AVX_VNNI     (UINT64_C(1) << 5)
+#define MOAK_ISA_AVX512F      (UINT64_C(1) << 6)
+#define MOAK_ISA_AVX512BW     (UINT64_C(1) << 7)
+#define MOAK_ISA_AVX512VL     (UINT64_C(1) << 8)
+#define MOAK_ISA_AVX512VNNI   (UINT64_C(1) << 9)
+#define MOAK_ISA_AVX512BF16   (UINT64_C(1) << 10)
+#define MOAK_ISA_AVX512FP16   (UINT64_C(1) << 11)
+#define MOAK_ISA_AMX_TILE     (UINT64_C(1) << 12)
+#define MOAK_ISA_AMX_INT8     (UINT64_C(1) << 13)
+#define MOAK_ISA_AMX_BF16     (UINT64_C(1) << 14)
+#define MOAK_ISA_NEON         (UINT64_C(1) << 32) /* aarch64 ASIMD */
+#define MOAK_ISA_DOTPROD      (UINT64_C(1) << 33)
+#define MOAK_ISA_I8MM         (UINT64_C(1) << 34)
+#define MOAK_ISA_SVE          (UINT64_C(1) << 35)
+#define MOAK_ISA_NEON_FP16    (UINT64_C(1) << 36)
+
+/* Name of one ISA bit ("avx512vnni"), NULL if the bit is not defined. */
+MOAK_API const char *moak_isa_name(uint64_t isa_bit);
+
+#define MOAK_CACHE_LEVELS 4
+
+typedef struct moak_hw_info {
+    size_t struct_size;
+    const char *arch;            /* "x86_64", "aarch64", ... */
+    char cpu_name[96];           /* cpuid brand string or hwloc's CPUModel */
+    int32_t n_packages;
+    int32_t n_numa_nodes;
+    int32_t n_cores;             /* physical cores */
+    int32_t n_pus;               /* hardware threads */
+    int32_t n_cpu_kinds;         /* hybrid parts report > 1 */
+    /* Data/unified cache size of one instance of each level (index 0 = L1d),
+     * and how many instances hwloc reports; 0 if the level is absent. */
+    uint64_t cache_bytes[MOAK_CACHE_LEVELS];
+    int32_t cache_count[MOAK_CACHE_LEVELS];
+    uint64_t isa_detected;       /* what the CPU and OS support */
+    uint64_t isa;                /* what moak uses: detected, capped by MOAK_ISA_MAX */
+    const char *isa_cap;         /* the MOAK_ISA_MAX value in force, or NULL */
+} moak_hw_info;
+
+#define MOAK_HW_INFO_INIT { sizeof(moak_hw_info) }
+
+/* Probe the machine (hwloc + cpuid/xgetbv or getauxval).  The probe runs once
+ * per process; MOAK_ISA_MAX is read then.  Context-free. */
+MOAK_API moak_status moak_hw_probe(moak_hw_info *info);
+
+/* ------------------------------------------------------------------------ */
+/* Backends                                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef struct moak_backend_info {
+    size_t struct_size;
+    const char *name;            /* "ref", "avx2", "avx512", "neon", "onednn", "opencl" */
+    const char *description;
+    int32_t built;               /* compiled into this library */
+    int32_t available;           /* built and usable on this machine (ISA, device, library) */
+    char reason[160];            /* why not built/available; empty when available */
+} moak_backend_info;
+
+#define MOAK_BACKEND_INFO_INIT { sizeof(moak_backend_info) }
+
+/* Number of backends moak knows (built or not). */
+MOAK_API int32_t moak_backend_count(void);
+/* Describe backend `index` (0 <= index < moak_backend_count()). */
+MOAK_API moak_status moak_backend_query(int32_t index, moak_backend_info *info);
+
+/* ------------------------------------------------------------------------ */
+/* Context                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef struct moak_context moak_context;
+
+typedef enum moak_log_level {
+    MOAK_LOG_ERROR = 0,
+    MOAK_LOG_WARN = 1,
+    MOAK_LOG_INFO = 2,
+    MOAK_LOG_DEBUG = 3
+} moak_log_level;
+
+typedef void (*moak_log_fn)(void *user, moak_log_level level, const char *message);
+
+/* Context flags. */
+/* Let a backend expand weights at creation into a larger format it can
+ * compute exactly (oneDNN: Q4_0 -> int8 + f32 scales).  The growth is logged. */
+#define MOAK_CONTEXT_ALLOW_WEIGHT_EXPANSION (1u << 0)
+/* Do not bind worker threads to cores. */
+#define MOAK_CONTEXT_NO_THREAD_BINDING      (1u << 1)
+
+typedef struct moak_context_options {
+    size_t struct_size;
+    /* Worker threads; 0 = one per physical core that hwloc reports. */
+    int32_t num_threads;
+    /* Backend preference list, e.g. "avx512,onednn,ref".  NULL = the
+     * MOAK_BACKENDS environment variable, or the default order (best
+     * hand-written ISA, oneDNN, OpenCL accelerators, ref, OpenCL CPU).
+     * An unknown name is an error.  "ref" is always appended last when absent
+     * from a list so every op has a backend, unless the list ends with "!". */
+    const char *backends;
+    /* Log sink; NULL = stderr.  Never stdout. */
+    moak_log_fn log_fn;
+    void *log_user;
+    /* -1 = from MOAK_VERBOSE (default 0); 1 = log every dispatch choice and
+     * why each candidate backend was refused. */
+    int32_t verbose;
+    uint32_t flags;              /* MOAK_CONTEXT_* */
+    /* OpenCL device: "platform:device" indices or a name substring; NULL =
+     * MOAK_OPENCL_DEVICE or the first GPU/accelerator, then CPU devices. */
+    const char *opencl_device;
+} moak_context_options;
+
+#define MOAK_CONTEXT_OPTIONS_INIT { sizeof(moak_context_options), 0, NULL, NULL, NULL, -1, 0u, NULL }
+
+/* opts may be NULL (all defaults). */
+MOAK_API moak_status moak_context_create(const moak_context_options *opts,
+                                         moak_context **ctx);
+MOAK_API void moak_context_destroy(moak_context *ctx);
+
+/* The detail message of the last failed call on ctx (or, with ctx == NULL,
+ * of the last failed context-free call on this thread).  "" if none. */
+MOAK_API const char *moak_last_error(const moak_context *ctx);
+/* Name of the backend that ran the last successful op on ctx ("" if none). */
+MOAK_API const char *moak_last_backend(const moak_context *ctx);
+/* Worker threads of the context. */
+MOAK_API int32_t moak_context_num_threads(const moak_context *ctx);
+/* The resolved preference list, comma-separated ("avx512,onednn,ref"). */
+MOAK_API const char *moak_context_backends(const moak_context *ctx);
+
+/* ------------------------------------------------------------------------ */
+/* Weights: created once, packed for the backend that will run them         */
+/* ------------------------------------------------------------------------ */
+
+typedef struct moak_weight moak_weight;
+
+typedef struct moak_weight_desc {
+    size_t struct_size;
+    moak_format format;
+    int64_t n_experts;           /* >= 1; experts are stacked in data */
+    int64_t rows;                /* N: output features */
+    int64_t cols;                /* K: input features */
+    const void *data;            /* n_experts*rows*row_bytes(format, cols) bytes */
+    size_t data_size;            /* size of data, checked */
+    const float *bias;           /* optional [n_experts][rows], added to the output */
+} moak_weight_desc;
+
+#define MOAK_WEIGHT_DESC_INIT { sizeof(moak_weight_desc) }
+
+/* Copies (and re-lays out) data; the caller may free it afterwards.  The
+ * backend is the first in the context's preference order that supports
+ * matmul and MoE on this format and shape; every later op on the weight runs
+ * on that backend. */
+MOAK_API moak_status moak_weight_create(moak_context *ctx,
+                                        const moak_weight_desc *desc,
+                                        moak_weight **weight);
+MOAK_API void moak_weight_destroy(moak_weight *weight);
+/* Name of the backend that owns the packed weight. */
+MOAK_API const char *moak_weight_backend(const moak_weight *weight);
+
+/* ------------------------------------------------------------------------ */
+/* Matmul                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* y[m x rows] = x[m x cols] * W^T (+ bias).  w must hold one expert.
+ * Bound (per output row r, err = max_j |y[r][j] - ref[r][j]| / rms(ref[r])):
+ *   F32 1e-4, F16 5e-3, BF16 2e-2, Q8_0/Q4_0/I8_ROW/I4_G32/I4_G128 5e-2
+ *   (integer formats may quantize activations to int8). */
+#define MOAK_BOUND_MATMUL_F32   1e-4
+#define MOAK_BOUND_MATMUL_F16   5e-3
+#define MOAK_BOUND_MATMUL_BF16  2e-2
+#define MOAK_BOUND_MATMUL_INT   5e-2
+MOAK_API moak_status moak_matmul(moak_context *ctx, const moak_weight *w,
+                                 const float *x, int64_t m, float *y);
+
+/* ------------------------------------------------------------------------ */
+/* MoE routing                                                              */
+/* ------------------------------------------------------------------------ */
+
+typedef enum moak_route_method {
+    /* p = softmax(logits); top_k of p; if renormalize: w /= sum(w)  (Qwen3, Mixtral) */
+    MOAK_ROUTE_SOFTMAX_TOPK = 0,
+    /* top_k of logits; w = softmax over the k chosen logits  (gpt-oss) */
+    MOAK_ROUTE_TOPK_SOFTMAX = 1,
+    /* s = sigmoid(logits); choose on s + bias (group-limited when n_groups > 1:
+     * group score = sum of the group's top-2 biased scores, keep topk_groups
+     * groups); w = s (unbiased) of the chosen; if renormalize: w /= sum(w);
+     * w *= scaling_factor  (DeepSeek-V3, Kimi K2, GLM-4.5, MiniMax-M2) */
+    MOAK_ROUTE_SIGMOID_TOPK = 2
+} moak_route_method;
+
+typedef struct moak_router_desc {
+    size_t struct_size;
+    moak_route_method method;
+    int32_t n_experts;
+    int32_t top_k;               /* 1 <= top_k <= n_experts */
+    int32_t renormalize;         /* 0/1 */
+    float scaling_factor;        /* multiplies the final weights; 0 means 1.0 */
+    const float *bias;           /* [n_experts] selection bias (sigmoid only), or NULL */
+    int32_t n_groups;            /* 0 or 1 = no groups; else divides n_experts */
+    int32_t topk_groups;         /* groups kept, 1..n_groups (with n_groups > 1) */
+} moak_router_desc;
+
+#define MOAK_ROUTER_DESC_INIT { sizeof(moak_router_desc) }
+
+/* For each token t: ids[t][0..top_k) in decreasing selection score (ties to
+ * the lower expert id), weights[t][..] their routing weights.
+ * Bound: ids equal the reference's except where the reference's selection
+ * scores of the two experts differ by <= 1e-6 of the row's largest |score|;
+ * |w - ref_w| <= 1e-5 * max(1, scaling_factor). */
+#define MOAK_BOUND_ROUTE_WEIGHT 1e-5
+#define MOAK_BOUND_ROUTE_TIE    1e-6
+MOAK_API moak_status moak_moe_route(moak_context *ctx,
+                                    const moak_router_desc *router,
+                                    const float *logits, int64_t n_tokens,
+                                    int32_t *ids, float *weights);
+
+/* ------------------------------------------------------------------------ */
+/* MoE expert FFN                                                           */
+/* ------------------------------------------------------------------------ */
+
+typedef enum moak_activation {
+    /* h = silu(g) * u,  silu(g) = g / (1 + exp(-g)) */
+    MOAK_ACT_SILU_GLU = 0,
+    /* h = gelu(g) * u,  gelu(g) = 0.5 g (1 + erf(g / sqrt(2)))  (exact form) */
+    MOAK_ACT_GELU_GLU = 1,
+    /* gpt-oss: g = min(g, limit); u = clamp(u, -limit, limit);
+     * h = (u + 1) * g * sigmoid(alpha * g) */
+    MOAK_ACT_SWIGLU_OAI = 2
+} moak_activation;
+
+typedef struct moak_moe_desc {
+    size_t struct_size;
+    moak_activation activation;
+    float swiglu_alpha;          /* 0 means 1.702 */
+    float swiglu_limit;          /* 0 means 7.0 */
+} moak_moe_desc;
+
+#define MOAK_MOE_DESC_INIT { sizeof(moak_moe_desc), MOAK_ACT_SILU_GLU, 0.0f, 0.0f }
+
+/* y[t] = sum_k weights[t][k] * down_e(act(gate_e(x[t]), up_e(x[t]))), e = ids[t][k].
+ * w_gate, w_up: E experts x inter rows x hidden cols; w_down: E x hidden x inter;
+ * same format, same E, same backend.  x: [n_tokens][hidden]; y: [n_tokens][hidden].
+ * Experts that no token chose are not read.
+ * Bound (per token, as matmul): F32 2e-4, F16 1e-2, BF16 4e-2, integer formats 1e-1. */
+#define MOAK_BOUND_MOE_F32   2e-4
+#define MOAK_BOUND_MOE_F16   1e-2
+#define MOAK_BOUND_MOE_BF16  4e-2
+#define MOAK_BOUND_MOE_INT   1e-1
+MOAK_API moak_status moak_moe_ffn(moak_context *ctx, const moak_moe_desc *desc,
+                                  const moak_weight *w_gate,
+                                  const moak_weight *w_up,
+                                  const moak_weight *w_down,
+                                  const float *x, int64_t n_tokens,
+                                  int32_t top_k, const int32_t *ids,
+                                  const float *weights, float *y);
+
+/* ------------------------------------------------------------------------ */
+/* Paged KV cache                                                           */
+/* ------------------------------------------------------------------------ */
+
+typedef struct moak_kv_cache moak_kv_cache;
+
+/* V is stored as the first head_dim_v dims of K (absorbed MLA: one latent
+ * vector per token, stored once; appends pass v = NULL). */
+#define MOAK_KV_SHARED_V (1u << 0)
+
+typedef struct moak_kv_cache_desc {
+    size_t struct_size;
+    moak_format format;          /* F32, F16, BF16 or Q8_0 */
+    int32_t n_kv_heads;
+    int32_t head_dim_k;
+    int32_t head_dim_v;          /* <= head_dim_k with MOAK_KV_SHARED_V */
+    int32_t max_seqs;            /* sequence ids are 0 .. max_seqs-1 */
+    int64_t max_tokens;          /* capacity over all sequences, rounded up to pages */
+    int32_t page_tokens;         /* tokens per page; 0 = 64 */
+    uint32_t flags;              /* MOAK_KV_* */
+} moak_kv_cache_desc;
+
+#define MOAK_KV_CACHE_DESC_INIT { sizeof(moak_kv_cache_desc) }
+
+MOAK_API moak_status moak_kv_cache_create(moak_context *ctx,
+                                          const moak_kv_cache_desc *desc,
+                                          moak_kv_cache **kv);
+MOAK_API void moak_kv_cache_destroy(moak_kv_cache *kv);
+/* Append n_tokens tokens to sequence seq_id.  k: [n_tokens][n_kv_heads][head_dim_k],
+ * v: [n_tokens][n_kv_heads][head_dim_v] (NULL with MOAK_KV_SHARED_V).
+ * MOAK_ERR_CACHE_FULL (nothing appended) when the free pages cannot hold them. */
+MOAK_API moak_status moak_kv_cache_append(moak_context *ctx, moak_kv_cache *kv,
+                                          int32_t seq_id, int64_t n_tokens,
+                                          const float *k, const float *v);
+MOAK_API moak_status moak_kv_cache_seq_len(const moak_kv_cache *kv,
+                                           int32_t seq_id, int64_t *len);
+/* Forget a sequence's tokens and return its pages to the pool. */
+MOAK_API moak_status moak_kv_cache_seq_clear(moak_context *ctx,
+                                             moak_kv_cache *kv, int32_t seq_id);
+/* Name of the backend that owns the cache storage. */
+MOAK_API const char *moak_kv_cache_backend(const moak_kv_cache *kv);
+
+/* ------------------------------------------------------------------------ */
+/* Attention                                                                */
+/* ------------------------------------------------------------------------ */
+
+typedef struct moak_attention_desc {
+    size_t struct_size;
+    int32_t n_heads;             /* query heads; a multiple of the cache's n_kv_heads */
+    int32_t head_dim_k;          /* must equal the cache's */
+    int32_t head_dim_v;          /* must equal the cache's */
+    float scale;                 /* logit scale; 0 means 1/sqrt(head_dim_k) */
+    int32_t causal;              /* 1: query at position p sees keys 0..p */
+    int32_t sliding_window;      /* 0 = none; else also requires p - j < sliding_window */
+    float softcap;               /* 0 = none; else s = softcap * tanh(s / softcap) */
+    const float *sinks;          /* [n_heads] sink logits joined to each softmax, or NULL */
+} moak_attention_desc;
+
+#define MOAK_ATTENTION_DESC_INIT { sizeof(moak_attention_desc) }
+
+/* For each sequence i, its q_lens[i] newest cached tokens are the queries:
+ * query r of sequence i sits at position L - q_lens[i] + r (L = its cached
+ * length; q_lens[i] <= L) and attends to the cached keys its mask admits.
+ * s_j = scale * q.k_j, soft-capped, masked; out = sum_j softmax(s)_j v_j, the
+ * softmax's denominator including exp(sink) when sinks are given.
+ * q: [sum q_lens][n_heads][head_dim_k]; out: [sum q_lens][n_heads][head_dim_v].
+ * Sequence ids must be distinct.
+ * Bound (per query token over all heads, as matmul): F32/F16/BF16 KV 1e-3, Q8_0 KV 3e-2. */
+#define MOAK_BOUND_ATTENTION_FLOAT 1e-3
+#define MOAK_BOUND_ATTENTION_Q8_0  3e-2
+MOAK_API moak_status moak_attention(moak_context *ctx,
+                                    const moak_attention_desc *desc,
+                                    const moak_kv_cache *kv,
+                                    const int32_t *seq_ids,
+                                    const int32_t *q_lens, int32_t n_seqs,
+                                    const float *q, float *out);
+
+/* ------------------------------------------------------------------------ */
+/* Around the two: RMSNorm and RoPE                                         */
+/* ------------------------------------------------------------------------ */
+
+/* y[r] = x[r] / sqrt(mean(x[r]^2) + eps) * gamma (gamma NULL = ones).
+ * y may equal x (in place); other overlap is an error.  eps >= 0.
+ * Bound: 1e-5 of rms(ref row). */
+#define MOAK_BOUND_RMSNORM 1e-5
+MOAK_API moak_status moak_rmsnorm(moak_context *ctx, const float *x,
+                                  const float *gamma, int64_t n_rows,
+                                  int64_t dim, float eps, float *y);
+
+typedef enum moak_rope_layout {
+    /* rotate pairs (i, i + rotary_dim/2)  (GPT-NeoX, Llama, Qwen) */
+    MOAK_ROPE_NEOX = 0,
+    /* rotate pairs (2i, 2i + 1)  (GPT-J, DeepSeek's rope part in some ports) */
+    MOAK_ROPE_GPTJ = 1
+} moak_rope_layout;
+
+typedef struct moak_rope_desc {
+    size_t struct_size;
+    moak_rope_layout layout;
+    int32_t head_dim;
+    int32_t rotary_dim;          /* even, <= head_dim; 0 = head_dim; the rest passes through */
+    float theta_base;            /* 0 means 10000 */
+    float position_scale;        /* angle = position * position_scale * base^(-2i/rotary_dim); 0 means 1 */
+} moak_rope_desc;
+
+#define MOAK_ROPE_DESC_INIT { sizeof(moak_rope_desc) }
+
+/* x, y: [n_tokens][n_heads][head_dim]; positions: [n_tokens] (>= 0).  In place allowed.
+ * Bound: 1e-5 of rms(ref row) (angles are computed in double by the reference). */
+#define MOAK_BOUND_ROPE 1e-5
+MOAK_API moak_status moak_rope(moak_context *ctx, const moak_rope_desc *desc,
+                               const float *x, int64_t n_tokens,
+                               int32_t n_heads, const int32_t *positions,
+                               float *y);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MOAK_H */

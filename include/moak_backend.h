@@ -1,0 +1,300 @@
+/*
+ * moak_backend.h — what a backend implements.
+ *
+ * A backend is one table of function pointers (moak_backend_ops) plus its own
+ * private files.  The core validates every public call completely before a
+ * backend sees it, so a backend may assume: non-NULL pointers, sizes in range,
+ * formats and shapes consistent, ids in range, and outputs not yet touched.
+ * A backend must not write any output unless it succeeds (a device backend
+ * reads results back only at the end), must not print, and must never abort.
+ *
+ * Backends are compiled into libmoak today; the table carries an ABI number
+ * so that it can become a loadable plug-in without changing its shape.  A
+ * backend includes only this header (and moak.h) and its own headers.
+ */
+#ifndef MOAK_BACKEND_H
+#define MOAK_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "moak.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped whenever moak_backend_ops, moak_backend_env or an args struct changes shape. */
+#define MOAK_BACKEND_ABI_VERSION 1
+
+typedef enum moak_op {
+    MOAK_OP_MATMUL = 0,          /* also asked at weight creation with m = 0 ("any m") */
+    MOAK_OP_MOE_FFN = 1,
+    MOAK_OP_MOE_ROUTE = 2,
+    MOAK_OP_ATTENTION = 3,       /* also asked at KV cache creation with n_heads = 0 */
+    MOAK_OP_RMSNORM = 4,
+    MOAK_OP_ROPE = 5,
+    MOAK_OP_COUNT
+} moak_op;
+
+/* Feature bits of an op instance (what supports() may decline). */
+#define MOAK_FEATURE_BIAS        (1u << 0)  /* weight has a bias */
+#define MOAK_FEATURE_SINKS       (1u << 1)
+#define MOAK_FEATURE_SOFTCAP     (1u << 2)
+#define MOAK_FEATURE_WINDOW      (1u << 3)
+#define MOAK_FEATURE_SHARED_V    (1u << 4)
+#define MOAK_FEATURE_NONCAUSAL   (1u << 5)
+#define MOAK_FEATURE_ROUTE_GROUPS (1u << 6)
+#define MOAK_FEATURE_ROUTE_BIAS  (1u << 7)
+
+/* The question put to supports(): one op instance, described by value.
+ * Fields that do not apply to the op are 0. */
+typedef struct moak_op_shape {
+    moak_op op;
+    moak_format format;          /* weight format (matmul, moe) or KV format (attention); F32 otherwise */
+    int64_t m;                   /* tokens (rows of activations); 0 = any (weight/cache creation) */
+    int64_t n;                   /* matmul: rows of W; moe: inter; rmsnorm/rope: dim/head_dim */
+    int64_t k;                   /* matmul: cols of W; moe: hidden */
+    int64_t n_experts;           /* moe, route */
+    int32_t top_k;               /* moe, route */
+    int32_t n_heads;             /* attention, rope */
+    int32_t n_kv_heads;
+    int32_t head_dim_k;
+    int32_t head_dim_v;
+    int32_t variant;             /* moak_route_method, moak_activation or moak_rope_layout */
+    uint32_t features;           /* MOAK_FEATURE_* */
+} moak_op_shape;
+
+/* ---- services the core gives a backend ---------------------------------- */
+
+/* One unit of parallel work: task in [0, n_tasks), thread in [0, n_threads).
+ * Tasks are handed out dynamically; for bitwise reproducibility a task's
+ * result must not depend on which thread ran it (use `thread` only to pick
+ * scratch memory). */
+typedef void (*moak_task_fn)(void *arg, int64_t task, int32_t thread);
+
+typedef struct moak_backend_env {
+    size_t struct_size;
+    const moak_hw_info *hw;      /* the probe, ISA already capped */
+    int32_t n_threads;           /* the context's worker count (caller thread included) */
+    uint32_t context_flags;      /* MOAK_CONTEXT_* */
+    const char *opencl_device;   /* the requested device selector, or NULL */
+    /* Run fn over n_tasks on the context's pool; returns when all are done.
+     * The calling thread takes part.  Not re-entrant. */
+    void (*parallel_for)(void *pool, int64_t n_tasks, moak_task_fn fn, void *arg);
+    void *pool;
+    /* Log through the context's sink (never stdout). */
+    void (*log)(void *log_ctx, moak_log_level level, const char *fmt, ...)
+#if defined(__GNUC__)
+        __attribute__((format(printf, 3, 4)))
+#endif
+        ;
+    void *log_ctx;
+    /* Set the context's detail message (printf-style); returns `status`.
+     * A backend calls this before returning an error status. */
+    moak_status (*error)(void *log_ctx, moak_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+        __attribute__((format(printf, 3, 4)))
+#endif
+        ;
+} moak_backend_env;
+
+/* ---- objects handed to the ops ------------------------------------------ */
+
+/* A weight as created: shape, format, the backend's packed bytes, and the
+ * core's f32 copy of the bias ([n_experts][rows], or NULL). */
+typedef struct moak_packed_weight {
+    moak_format format;
+    int64_t n_experts;
+    int64_t rows;
+    int64_t cols;
+    const float *bias;
+    void *packed;                /* from the backend's weight_pack */
+} moak_packed_weight;
+
+/* The standard host KV page layout.  A backend whose kv_create is NULL uses
+ * core-owned host pages laid out so:
+ *   page p starts at base + p * page_bytes;
+ *   K block: [n_kv_heads][page_tokens][row_bytes_k]
+ *   V block (absent with shared_v): [n_kv_heads][page_tokens][row_bytes_v]
+ * where row_bytes_* = moak_format_row_bytes(format, head_dim_*).  Rows are
+ * 64-byte aligned when row_bytes is a multiple of 64 (the page base is). */
+typedef struct moak_kv_layout {
+    moak_format format;
+    int32_t n_kv_heads;
+    int32_t head_dim_k;
+    int32_t head_dim_v;
+    bool shared_v;
+    int32_t page_tokens;
+    int64_t n_pages;
+    size_t row_bytes_k;
+    size_t row_bytes_v;          /* row_bytes_k's bytes are reused when shared_v */
+    size_t page_bytes;
+    size_t v_block_offset;       /* offset of the V block in a page (0 when shared_v) */
+} moak_kv_layout;
+
+/* The cache as an op sees it. */
+typedef struct moak_kv_view {
+    const moak_kv_layout *layout;
+    void *storage;               /* host: base of the pages; else the backend's own object */
+    bool host_layout;            /* storage is the standard host layout */
+    const int64_t *seq_lens;     /* [max_seqs] cached tokens per sequence */
+    const int32_t *const *page_tables; /* [max_seqs] -> page index per page_tokens tokens */
+} moak_kv_view;
+
+typedef struct moak_matmul_args {
+    const moak_packed_weight *w;
+    int32_t expert;              /* which expert of w (0 for moak_matmul) */
+    const float *x;              /* [m][cols] */
+    int64_t m;
+    float *y;                    /* [m][rows] */
+} moak_matmul_args;
+
+/* Tokens grouped by expert by the core (a counting sort, in token order so
+ * the grouping is deterministic): the pairs routed to expert e are
+ * pairs[offsets[e] .. offsets[e+1]), each pair = token * top_k + slot. */
+typedef struct moak_moe_args {
+    moak_activation activation;
+    float swiglu_alpha;          /* resolved (never 0) */
+    float swiglu_limit;
+    const moak_packed_weight *gate, *up, *down;
+    const float *x;              /* [n_tokens][hidden] */
+    int64_t n_tokens;
+    int64_t hidden;
+    int64_t inter;
+    int32_t top_k;
+    const int32_t *ids;          /* [n_tokens][top_k] */
+    const float *weights;        /* [n_tokens][top_k] */
+    const int64_t *offsets;      /* [n_experts + 1] */
+    const int32_t *pairs;        /* [n_tokens * top_k] */
+    int32_t n_active_experts;    /* experts with at least one pair */
+    const int32_t *active_experts; /* [n_active_experts], ascending */
+    float *y;                    /* [n_tokens][hidden] */
+} moak_moe_args;
+
+typedef struct moak_route_args {
+    moak_route_method method;
+    int32_t n_experts;
+    int32_t top_k;
+    bool renormalize;
+    float scaling_factor;        /* resolved (never 0) */
+    const float *bias;
+    int32_t n_groups;            /* resolved: 1 when no groups */
+    int32_t topk_groups;
+    const float *logits;         /* [n_tokens][n_experts] */
+    int64_t n_tokens;
+    int32_t *ids;
+    float *weights;
+} moak_route_args;
+
+typedef struct moak_attention_args {
+    int32_t n_heads;
+    int32_t n_kv_heads;
+    int32_t head_dim_k;
+    int32_t head_dim_v;
+    float scale;                 /* resolved (never 0) */
+    bool causal;
+    int32_t sliding_window;      /* 0 = none */
+    float softcap;               /* 0 = none */
+    const float *sinks;          /* [n_heads] or NULL */
+    const moak_kv_view *kv;
+    int32_t n_seqs;
+    const int32_t *seq_ids;
+    const int32_t *q_lens;
+    const int64_t *q_offsets;    /* [n_seqs + 1]: first query token of each sequence */
+    const float *q;              /* [total][n_heads][head_dim_k] */
+    float *out;                  /* [total][n_heads][head_dim_v] */
+} moak_attention_args;
+
+typedef struct moak_rmsnorm_args {
+    const float *x;
+    const float *gamma;          /* or NULL */
+    int64_t n_rows;
+    int64_t dim;
+    float eps;
+    float *y;                    /* may equal x */
+} moak_rmsnorm_args;
+
+typedef struct moak_rope_args {
+    moak_rope_layout layout;
+    int32_t head_dim;
+    int32_t rotary_dim;          /* resolved */
+    float theta_base;            /* resolved */
+    float position_scale;        /* resolved */
+    const float *x;
+    int64_t n_tokens;
+    int32_t n_heads;
+    const int32_t *positions;
+    float *y;                    /* may equal x */
+} moak_rope_args;
+
+/* ---- the table ----------------------------------------------------------- */
+
+typedef struct moak_backend_ops {
+    uint32_t abi_version;        /* MOAK_BACKEND_ABI_VERSION */
+    const char *name;
+    const char *description;
+    /* Host-memory backends can run on the standard host KV layout and on
+     * weights only they packed; device backends own their storage. */
+    bool host_memory;
+
+    /* Is the backend usable on this machine at all?  Called before init
+     * (cheap: ISA bits, library present).  On false, why says so.  NULL = yes. */
+    bool (*available)(const moak_hw_info *hw, char *why, size_t why_len);
+
+    /* Per-context instance.  init may defer expensive work. */
+    moak_status (*init)(const moak_backend_env *env, void **state);
+    void (*fini)(void *state);
+
+    /* Can this backend run the op instance?  On false, write a short reason
+     * into why ("Q4_0 weights need MOAK_CONTEXT_ALLOW_WEIGHT_EXPANSION"). */
+    bool (*supports)(void *state, const moak_op_shape *shape, char *why, size_t why_len);
+
+    /* Weights: re-lay out desc->data (n_experts*rows*row_bytes) into the
+     * backend's own form.  The source bytes stay valid only during the call. */
+    moak_status (*weight_pack)(void *state, const moak_weight_desc *desc, void **packed);
+    void (*weight_free)(void *state, void *packed);
+
+    /* KV storage.  All three NULL = the standard host layout, managed by the core. */
+    moak_status (*kv_create)(void *state, const moak_kv_layout *layout, void **storage);
+    void (*kv_free)(void *state, void *storage);
+    /* Store n tokens' K (and V) rows, given as f32 [n][n_kv_heads][head_dim],
+     * at consecutive slots: token i goes to (pages[i], slots[i]). */
+    moak_status (*kv_write)(void *state, void *storage, const moak_kv_layout *layout,
+                            int64_t n, const int32_t *pages, const int32_t *slots,
+                            const float *k, const float *v);
+
+    /* The ops; NULL = never supported. */
+    moak_status (*matmul)(void *state, const moak_matmul_args *args);
+    moak_status (*moe_ffn)(void *state, const moak_moe_args *args);
+    moak_status (*moe_route)(void *state, const moak_route_args *args);
+    moak_status (*attention)(void *state, const moak_attention_args *args);
+    moak_status (*rmsnorm)(void *state, const moak_rmsnorm_args *args);
+    moak_status (*rope)(void *state, const moak_rope_args *args);
+} moak_backend_ops;
+
+/* The backends built into this library; each backend defines its table. */
+extern const moak_backend_ops moak_backend_ref;
+extern const moak_backend_ops moak_backend_avx2;
+extern const moak_backend_ops moak_backend_avx512;
+extern const moak_backend_ops moak_backend_neon;
+extern const moak_backend_ops moak_backend_onednn;
+extern const moak_backend_ops moak_backend_opencl;
+
+/* ---- format helpers every backend may use (implemented in lib/formats.c) -- */
+/* Hidden symbols of the library (not exported): backends are linked in. */
+float moak_f16_to_f32(uint16_t h);
+uint16_t moak_f32_to_f16(float f);    /* round to nearest even */
+float moak_bf16_to_f32(uint16_t h);
+uint16_t moak_f32_to_bf16(float f);   /* round to nearest even; NaN stays NaN */
+/* Dequantize one row of `cols` elements of `format` into dst[cols]. */
+void moak_dequantize_row(moak_format format, const void *row, int64_t cols, float *dst);
+/* Quantize one row of `cols` floats into row_bytes(format, cols) bytes. */
+void moak_quantize_row(moak_format format, const float *src, int64_t cols, void *dst);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MOAK_BACKEND_H */

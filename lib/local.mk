@@ -1,0 +1,18 @@
+# The core library: context, errors, probe, dispatch, threads, formats,
+# weights, KV cache and the validation in front of every public op.
+libmoak_la_SOURCES += \
+	lib/internal.h \
+	lib/status.c \
+	lib/context.c \
+	lib/registry.c \
+	lib/dispatch.c \
+	lib/threadpool.c lib/threadpool.h \
+	lib/hwprobe.c lib/hwprobe.h lib/hwprobe_isa.c \
+	lib/formats.c \
+	lib/weight.c \
+	lib/kv_cache.c \
+	lib/op_matmul.c \
+	lib/op_moe.c \
+	lib/op_route.c \
+	lib/op_attention.c \
+	lib/op_norm_rope.c
