@@ -1,0 +1,1 @@
+# rules for bench/info.mk (filled in by its owner)

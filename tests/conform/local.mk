@@ -1,0 +1,1 @@
+# rules for tests/conform/local.mk (filled in by its owner)

@@ -1,0 +1,1 @@
+# rules for tests/formats.mk (filled in by its owner)
