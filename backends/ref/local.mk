@@ -1,1 +1,10 @@
-# rules for backends/ref (filled in by its owner)
+# The reference backend: portable scalar C, compiled into libmoak with the
+# library's ordinary flags (no ISA flags: it must run on any machine).
+libmoak_la_SOURCES += \
+	backends/ref/ref_internal.h \
+	backends/ref/backend_ref.c \
+	backends/ref/matmul_ref.c \
+	backends/ref/moe_ref.c \
+	backends/ref/route_ref.c \
+	backends/ref/attention_ref.c \
+	backends/ref/norm_rope_ref.c

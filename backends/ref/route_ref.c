@@ -1,0 +1,225 @@
+/*
+ * Reference MoE routing, per token, in double, exactly as moak.h and
+ * shared/workloads/routing.json describe the models' own code:
+ *
+ *   SOFTMAX_TOPK  (Qwen3, Mixtral): p = softmax(logits) over all experts;
+ *                 choose the top_k of p; w = p; renormalize: w /= sum(w).
+ *   TOPK_SOFTMAX  (gpt-oss): choose the top_k logits; w = softmax over the
+ *                 chosen logits.
+ *   SIGMOID_TOPK  (DeepSeek-V3, Kimi K2, GLM-4.5, MiniMax-M2):
+ *                 s = sigmoid(logit); selection score s + bias (bias may be
+ *                 NULL).  With n_groups > 1 the experts form n_groups equal
+ *                 consecutive groups; a group's score is the sum of its two
+ *                 best selection scores (its only one if a group has one
+ *                 expert); the topk_groups best groups are kept and top_k
+ *                 experts are chosen among theirs.  w = s (unbiased);
+ *                 renormalize: w /= sum(w).
+ *   Every method then multiplies w by scaling_factor.
+ *
+ * "Choose" is repeated arg-max: the output lists experts in decreasing
+ * selection score, a tie going to the lower expert id (groups likewise to the
+ * lower group id).  A token's ids and weights are written only after they
+ * are all computed.
+ */
+#include "ref_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#define REF_ROUTE_TOKENS_PER_TASK 16
+
+/* Marks of an expert (or a group) during selection. */
+enum { CANDIDATE = 0, EXCLUDED = 1, CHOSEN = 2 };
+
+/* The index with the highest score among those marked `wanted`, the lowest
+ * index on ties; -1 if none is marked so.  A NaN score is never preferred to
+ * a number, but is still returned when it is the only candidate left, so a
+ * selection always completes with valid ids. */
+static int32_t arg_max_marked(const double *score, const unsigned char *mark, int32_t n,
+                              unsigned char wanted)
+{
+    int32_t best = -1;
+    for (int32_t i = 0; i < n; i++) {
+        if (mark[i] != wanted)
+            continue;
+        if (best < 0 || score[i] > score[best] || (isnan(score[best]) && !isnan(score[i])))
+            best = i;
+    }
+    return best;
+}
+
+typedef struct route_job {
+    const moak_route_args *args;
+    double *scratch;             /* [n_threads][doubles_per_thread] */
+    size_t doubles_per_thread;
+    unsigned char *marks;        /* [n_threads][n_experts + n_groups] */
+    int32_t *chosen;             /* [n_threads][top_k] */
+} route_job;
+
+/* Mark the experts of the groups that are not kept EXCLUDED (group-limited
+ * routing, DeepSeek-V3's Gate). */
+static void exclude_weak_groups(const moak_route_args *args, const double *select,
+                                double *group_score, unsigned char *expert_mark,
+                                unsigned char *group_mark)
+{
+    const int32_t n_groups = args->n_groups;
+    const int32_t group_size = args->n_experts / n_groups;
+
+    for (int32_t g = 0; g < n_groups; g++) {
+        const double *s = select + (size_t)g * (size_t)group_size;
+        /* the two best selection scores of the group (ties: either is the same value) */
+        double best = s[0], second = -INFINITY;
+        for (int32_t i = 1; i < group_size; i++) {
+            if (s[i] > best) {
+                second = best;
+                best = s[i];
+            } else if (s[i] > second) {
+                second = s[i];
+            }
+        }
+        group_score[g] = group_size >= 2 ? best + second : best;
+        group_mark[g] = CANDIDATE;
+    }
+    for (int32_t kept = 0; kept < args->topk_groups; kept++) {
+        int32_t g = arg_max_marked(group_score, group_mark, n_groups, CANDIDATE);
+        if (g < 0)
+            break;
+        group_mark[g] = CHOSEN;
+    }
+    for (int32_t e = 0; e < args->n_experts; e++)
+        expert_mark[e] = group_mark[e / group_size] == CHOSEN ? CANDIDATE : EXCLUDED;
+}
+
+static void route_token(const route_job *job, int64_t t, int32_t thread)
+{
+    const moak_route_args *args = job->args;
+    const int32_t n_experts = args->n_experts, top_k = args->top_k;
+    const float *logits = args->logits + (size_t)t * (size_t)n_experts;
+
+    double *score = job->scratch + (size_t)thread * job->doubles_per_thread; /* [n_experts] */
+    double *select = score + n_experts;                                     /* [n_experts] */
+    double *weight = select + n_experts;                                    /* [top_k] */
+    double *group_score = weight + top_k;                                   /* [n_groups] */
+    unsigned char *expert_mark =
+        job->marks + (size_t)thread * ((size_t)n_experts + (size_t)args->n_groups);
+    unsigned char *group_mark = expert_mark + n_experts;
+    int32_t *chosen = job->chosen + (size_t)thread * (size_t)top_k;
+
+    /* 1. scores (what becomes the weight) and selection scores */
+    switch (args->method) {
+    case MOAK_ROUTE_SOFTMAX_TOPK: {
+        double max = -INFINITY, sum = 0.0;
+        for (int32_t e = 0; e < n_experts; e++)
+            if ((double)logits[e] > max)
+                max = logits[e];
+        for (int32_t e = 0; e < n_experts; e++) {
+            score[e] = exp((double)logits[e] - max);
+            sum += score[e];
+        }
+        for (int32_t e = 0; e < n_experts; e++) {
+            score[e] /= sum;
+            select[e] = score[e];
+        }
+        break;
+    }
+    case MOAK_ROUTE_TOPK_SOFTMAX:
+        for (int32_t e = 0; e < n_experts; e++)
+            score[e] = select[e] = logits[e];
+        break;
+    case MOAK_ROUTE_SIGMOID_TOPK:
+        for (int32_t e = 0; e < n_experts; e++) {
+            score[e] = 1.0 / (1.0 + exp(-(double)logits[e]));
+            select[e] = score[e] + (args->bias ? (double)args->bias[e] : 0.0);
+        }
+        break;
+    }
+
+    /* 2. which experts may be chosen */
+    if (args->method == MOAK_ROUTE_SIGMOID_TOPK && args->n_groups > 1) {
+        exclude_weak_groups(args, select, group_score, expert_mark, group_mark);
+    } else {
+        for (int32_t e = 0; e < n_experts; e++)
+            expert_mark[e] = CANDIDATE;
+    }
+
+    /* 3. top_k by selection score.  Should the kept groups hold fewer than
+     * top_k experts (the core rejects that), the best excluded ones follow. */
+    for (int32_t k = 0; k < top_k; k++) {
+        int32_t e = arg_max_marked(select, expert_mark, n_experts, CANDIDATE);
+        if (e < 0)
+            e = arg_max_marked(select, expert_mark, n_experts, EXCLUDED);
+        expert_mark[e] = CHOSEN;
+        chosen[k] = e;
+    }
+
+    /* 4. weights */
+    if (args->method == MOAK_ROUTE_TOPK_SOFTMAX) {
+        const double max = score[chosen[0]]; /* the first chosen is the largest */
+        double sum = 0.0;
+        for (int32_t k = 0; k < top_k; k++) {
+            weight[k] = exp(score[chosen[k]] - max);
+            sum += weight[k];
+        }
+        for (int32_t k = 0; k < top_k; k++)
+            weight[k] /= sum;
+    } else {
+        for (int32_t k = 0; k < top_k; k++)
+            weight[k] = score[chosen[k]];
+    }
+    if (args->renormalize) {
+        double sum = 0.0;
+        for (int32_t k = 0; k < top_k; k++)
+            sum += weight[k];
+        /* sigmoid scores can all underflow to 0: leave the weights 0 then */
+        if (sum > 0.0)
+            for (int32_t k = 0; k < top_k; k++)
+                weight[k] /= sum;
+    }
+
+    /* 5. store */
+    int32_t *ids = args->ids + (size_t)t * (size_t)top_k;
+    float *weights = args->weights + (size_t)t * (size_t)top_k;
+    for (int32_t k = 0; k < top_k; k++) {
+        ids[k] = chosen[k];
+        weights[k] = (float)(weight[k] * (double)args->scaling_factor);
+    }
+}
+
+static void route_task(void *arg, int64_t task, int32_t thread)
+{
+    const route_job *job = arg;
+    const int64_t first = task * REF_ROUTE_TOKENS_PER_TASK;
+    int64_t last = first + REF_ROUTE_TOKENS_PER_TASK;
+    if (last > job->args->n_tokens)
+        last = job->args->n_tokens;
+    for (int64_t t = first; t < last; t++)
+        route_token(job, t, thread);
+}
+
+moak_status ref_moe_route(void *state, const moak_route_args *args)
+{
+    const ref_state *st = state;
+    if (args->n_tokens == 0)
+        return MOAK_OK;
+
+    const size_t n_groups = args->n_groups > 1 ? (size_t)args->n_groups : 1;
+    route_job job;
+    job.args = args;
+    job.doubles_per_thread = 2 * (size_t)args->n_experts + (size_t)args->top_k + n_groups;
+    job.scratch = ref_alloc_per_thread(st, job.doubles_per_thread, sizeof(double));
+    job.marks = ref_alloc_per_thread(st, (size_t)args->n_experts + (size_t)args->n_groups,
+                                     sizeof(unsigned char));
+    job.chosen = ref_alloc_per_thread(st, (size_t)args->top_k, sizeof(int32_t));
+    moak_status status = MOAK_OK;
+    if (!job.scratch || !job.marks || !job.chosen)
+        status = ref_out_of_memory(st, "routing scratch");
+    else
+        ref_parallel_for(st,
+                         (args->n_tokens + REF_ROUTE_TOKENS_PER_TASK - 1) /
+                             REF_ROUTE_TOKENS_PER_TASK,
+                         route_task, &job);
+    free(job.scratch);
+    free(job.marks);
+    free(job.chosen);
+    return status;
+}
