@@ -10,6 +10,7 @@
 
 #include "moak.h"
 #include "moak_backend.h"
+#include "hwprobe.h"
 
 #define MOAK_ERROR_MESSAGE_MAX 512
 #define MOAK_MAX_BACKENDS 8
@@ -67,6 +68,9 @@ int32_t moak_registry_count(void);
 const moak_backend_entry *moak_registry_get(int32_t index);
 /* -1 if no backend has that name. */
 int32_t moak_registry_find(const char *name);
+/* Built with this library's backend ABI and available() on this machine;
+ * otherwise why says what is missing. */
+bool moak_backend_usable(const moak_backend_ops *ops, char *why, size_t why_len);
 
 /* One backend live in a context. */
 typedef struct moak_backend_slot {
@@ -79,6 +83,7 @@ typedef struct moak_backend_slot {
 
 typedef struct moak_dispatch_cache_entry {
     bool used;
+    bool host_only;
     moak_op_shape key;
     int32_t slot;                 /* index into ctx->slots, -1 = none supports */
 } moak_dispatch_cache_entry;
@@ -110,6 +115,7 @@ moak_status moak_parse_backend_list(moak_context *ctx, const char *list,
  * MOAK_ERR_UNSUPPORTED message naming every refusal when none does. */
 moak_status moak_dispatch(moak_context *ctx, const moak_op_shape *shape,
                           bool host_only, int32_t only_slot, int32_t *slot);
+const char *moak_op_name(moak_op op);
 /* The slot that owns weights/caches created by ops->name. */
 int32_t moak_slot_of(const moak_context *ctx, const moak_backend_ops *ops);
 
@@ -145,6 +151,13 @@ void moak_context_unlock(moak_context *ctx);
         if ((ptr) == NULL)                                                        \
             return moak_error((ctx), MOAK_ERR_NULL_ARGUMENT, "%s: must not be NULL", (name)); \
     } while (0)
+
+/* Shared by the op_*.c files (op_matmul.c). */
+moak_status moak_op_finish(moak_context *ctx, int32_t slot, moak_status st);
+bool moak_ranges_overlap(const void *a, size_t a_bytes, const void *b, size_t b_bytes);
+moak_status moak_check_weight(moak_context *ctx, const moak_weight *w, const char *name);
+/* A finite float (not NaN, not +-Inf). */
+static inline bool moak_finite(float v) { return v == v && v - v == 0.0f; }
 
 /* struct_size rule: at least the size of the struct's first version. */
 moak_status moak_check_struct_size(moak_context *ctx, size_t struct_size,
