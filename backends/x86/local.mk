@@ -1,1 +1,81 @@
-# rules for backends/x86 (filled in by its owner)
+# backends/x86: the avx2 and avx512 backends.
+#
+# ISA-neutral parts (tables, supports, packing, the matmul/MoE drivers) go
+# straight into libmoak with no ISA flags, so the library loads and answers
+# "not available" on an x86-64 without AVX2.  Every kernel file is compiled
+# in a convenience library with exactly its ISA's flags and #errors without
+# them:
+#   libx86_avx2.la     AVX2 + FMA + F16C (int8 dots with vpmaddubsw)
+#   libx86_avxvnni.la  the same + AVX-VNNI: only the int8 tile kernels
+#   libx86_avx512.la   AVX-512 F/BW/VL/DQ + VNNI
+x86_common_sources = \
+	backends/x86/x86_backend.h \
+	backends/x86/x86_kernels.h \
+	backends/x86/x86_backend.c \
+	backends/x86/x86_kernel_tables.c \
+	backends/x86/x86_pack.c \
+	backends/x86/x86_matmul.c \
+	backends/x86/x86_moe.c \
+	backends/x86/x86_pending.c
+
+x86_body_headers = \
+	backends/x86/gemm_int_body.h \
+	backends/x86/gemm_float_body.h \
+	backends/x86/moe_glu_body.h
+
+if BUILD_AVX2
+libmoak_la_SOURCES += $(x86_common_sources)
+else
+if BUILD_AVX512
+libmoak_la_SOURCES += $(x86_common_sources)
+endif
+endif
+
+if BUILD_AVX2
+noinst_LTLIBRARIES += libx86_avx2.la
+libx86_avx2_la_CFLAGS = $(AM_CFLAGS) $(AVX2_CFLAGS)
+libx86_avx2_la_SOURCES = \
+	backends/x86/x86_simd_avx2.h $(x86_body_headers) \
+	backends/x86/gemm_q4_0_avx2.c \
+	backends/x86/gemm_q8_0_avx2.c \
+	backends/x86/gemm_i8_row_avx2.c \
+	backends/x86/gemm_i4_g32_avx2.c \
+	backends/x86/gemm_i4_g128_avx2.c \
+	backends/x86/gemm_f32_avx2.c \
+	backends/x86/gemm_f16_avx2.c \
+	backends/x86/gemm_bf16_avx2.c \
+	backends/x86/quantize_act_avx2.c \
+	backends/x86/moe_glu_avx2.c
+libmoak_la_LIBADD += libx86_avx2.la
+
+if HAVE_AVXVNNI_FLAGS
+noinst_LTLIBRARIES += libx86_avxvnni.la
+libx86_avxvnni_la_CFLAGS = $(AM_CFLAGS) $(AVX2_CFLAGS) $(AVXVNNI_CFLAGS)
+libx86_avxvnni_la_SOURCES = \
+	backends/x86/x86_simd_avx2.h backends/x86/gemm_int_body.h \
+	backends/x86/gemm_q4_0_avxvnni.c \
+	backends/x86/gemm_q8_0_avxvnni.c \
+	backends/x86/gemm_i8_row_avxvnni.c \
+	backends/x86/gemm_i4_g32_avxvnni.c \
+	backends/x86/gemm_i4_g128_avxvnni.c
+libmoak_la_LIBADD += libx86_avxvnni.la
+endif
+endif
+
+if BUILD_AVX512
+noinst_LTLIBRARIES += libx86_avx512.la
+libx86_avx512_la_CFLAGS = $(AM_CFLAGS) $(AVX512_CFLAGS)
+libx86_avx512_la_SOURCES = \
+	backends/x86/x86_simd_avx512.h $(x86_body_headers) \
+	backends/x86/gemm_q4_0_avx512.c \
+	backends/x86/gemm_q8_0_avx512.c \
+	backends/x86/gemm_i8_row_avx512.c \
+	backends/x86/gemm_i4_g32_avx512.c \
+	backends/x86/gemm_i4_g128_avx512.c \
+	backends/x86/gemm_f32_avx512.c \
+	backends/x86/gemm_f16_avx512.c \
+	backends/x86/gemm_bf16_avx512.c \
+	backends/x86/quantize_act_avx512.c \
+	backends/x86/moe_glu_avx512.c
+libmoak_la_LIBADD += libx86_avx512.la
+endif

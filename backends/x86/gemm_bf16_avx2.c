@@ -1,0 +1,10 @@
+/* BF16 matmul tile kernel, AVX2 + FMA: bf16 weights widened by a 16-bit shift, f32 FMA.
+ * Layout and tile: x86_kernels.h, gemm_float_body.h. */
+#include "config.h"
+#include "x86_kernels.h"
+#include "x86_simd_avx2.h"
+
+#define GEMM_FLOAT_LOAD simd_f_load_bf16
+#define GEMM_FLOAT_BYTES 2
+#define GEMM_TILE_FN moak_x86_avx2_tile_bf16
+#include "gemm_float_body.h"

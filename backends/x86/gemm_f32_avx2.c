@@ -1,0 +1,10 @@
+/* F32 matmul tile kernel, AVX2 + FMA: f32 weights, f32 FMA.
+ * Layout and tile: x86_kernels.h, gemm_float_body.h. */
+#include "config.h"
+#include "x86_kernels.h"
+#include "x86_simd_avx2.h"
+
+#define GEMM_FLOAT_LOAD simd_f_load_w
+#define GEMM_FLOAT_BYTES 4
+#define GEMM_TILE_FN moak_x86_avx2_tile_f32
+#include "gemm_float_body.h"

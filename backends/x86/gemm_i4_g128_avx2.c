@@ -1,0 +1,12 @@
+/* I4_G128 matmul tile kernel, AVX2 (vpmaddubsw, no VNNI): asymmetric nibbles, one scale and min per 4 blocks of 32.  Layout and tile: x86_kernels.h, gemm_int_body.h. */
+#include "config.h"
+
+#include "x86_kernels.h"
+#include "x86_simd_avx2.h"
+
+#define GEMM_BITS 4
+#define GEMM_OFFSET 0
+#define GEMM_SCALES GEMM_SCALES_GROUP
+#define GEMM_GROUP_BLOCKS 4
+#define GEMM_TILE_FN moak_x86_avx2_tile_i4_g128
+#include "gemm_int_body.h"

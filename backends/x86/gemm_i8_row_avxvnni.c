@@ -1,0 +1,12 @@
+/* I8_ROW matmul tile kernel, AVX2 + AVX-VNNI: int8 weights, activation scale per 32-block, row scale applied once at the end.  Layout and tile: x86_kernels.h, gemm_int_body.h. */
+#include "config.h"
+#define MOAK_X86_AVXVNNI 1
+#include "x86_kernels.h"
+#include "x86_simd_avx2.h"
+
+#define GEMM_BITS 8
+#define GEMM_OFFSET SIMD_DOT8_OFFSET
+#define GEMM_SCALES GEMM_SCALES_ROW
+#define GEMM_GROUP_BLOCKS 1
+#define GEMM_TILE_FN moak_x86_avx2_vnni_tile_i8_row
+#include "gemm_int_body.h"

@@ -1,0 +1,12 @@
+/* Q4_0 matmul tile kernel, AVX-512 VNNI: unsigned nibbles against int8 activations, minus 8 * sum(x_q) per block.  Layout and tile: x86_kernels.h, gemm_int_body.h. */
+#include "config.h"
+
+#include "x86_kernels.h"
+#include "x86_simd_avx512.h"
+
+#define GEMM_BITS 4
+#define GEMM_OFFSET 8
+#define GEMM_SCALES GEMM_SCALES_BLOCK
+#define GEMM_GROUP_BLOCKS 1
+#define GEMM_TILE_FN moak_x86_avx512_tile_q4_0
+#include "gemm_int_body.h"

@@ -1,0 +1,12 @@
+/* Q8_0 matmul tile kernel, AVX2 + AVX-VNNI: int8 weights (stored +128) against int8 activations.  Layout and tile: x86_kernels.h, gemm_int_body.h. */
+#include "config.h"
+#define MOAK_X86_AVXVNNI 1
+#include "x86_kernels.h"
+#include "x86_simd_avx2.h"
+
+#define GEMM_BITS 8
+#define GEMM_OFFSET SIMD_DOT8_OFFSET
+#define GEMM_SCALES GEMM_SCALES_BLOCK
+#define GEMM_GROUP_BLOCKS 1
+#define GEMM_TILE_FN moak_x86_avx2_vnni_tile_q8_0
+#include "gemm_int_body.h"

@@ -1,0 +1,159 @@
+/* moak_matmul on the x86 backends: quantize the activations once, then run
+ * the level's tile kernel over output panels on all threads.
+ *
+ * Two shapes of work, both from the same tile kernel:
+ *   decode (m <= the level's 2-panel tile height): each task takes two
+ *     neighbouring panels and all m tokens, so every weight byte is streamed
+ *     from memory exactly once and two independent panels keep the load
+ *     ports busy;
+ *   prefill: each task takes one panel and walks all tokens in register tiles
+ *     of max_tokens[0]; the panel (R x K weights, at most a few hundred KB)
+ *     stays in L2 while the activations stream past it.
+ * Each output element is written by exactly one task, so results do not
+ * depend on the thread count or on which thread ran which task. */
+#include "config.h"
+
+#include <string.h>
+
+#include "x86_backend.h"
+#include "x86_kernels.h"
+
+typedef struct quantize_job {
+    const moak_x86_kernels *kernels;
+    const float *x;
+    int64_t x_stride, cols, n_rows, rows_per_task;
+    int8_t *q;
+    float *d;
+    int32_t *s;
+    int64_t k_padded, n_blocks;
+} quantize_job;
+
+static void quantize_task(void *arg, int64_t task, int32_t thread)
+{
+    (void)thread;
+    const quantize_job *j = arg;
+    int64_t r0 = task * j->rows_per_task;
+    int64_t n = j->n_rows - r0 < j->rows_per_task ? j->n_rows - r0 : j->rows_per_task;
+    j->kernels->quantize(j->x + r0 * j->x_stride, j->x_stride, j->cols, n, j->k_padded,
+                         j->q + r0 * j->k_padded, j->d + r0 * j->n_blocks, j->s + r0 * j->n_blocks);
+}
+
+/* Bytes of a quantized activation buffer for n_rows rows. */
+static size_t act_bytes(int64_t n_rows, int64_t k_padded)
+{
+    int64_t nb = k_padded / MOAK_X86_QBLOCK;
+    size_t q = ((size_t)n_rows * (size_t)k_padded + 63) & ~(size_t)63;
+    return q + 2 * (((size_t)n_rows * (size_t)nb * 4 + 63) & ~(size_t)63);
+}
+
+moak_status moak_x86_quantize_activations(moak_x86_state *st, int index, const float *x,
+                                          int64_t x_stride, int64_t cols, int64_t n_rows,
+                                          int64_t k_padded, moak_x86_act *act)
+{
+    uint8_t *buf = moak_x86_op_buffer(st, index, act_bytes(n_rows, k_padded));
+    if (!buf)
+        return st->env.error(st->env.log_ctx, MOAK_ERR_OUT_OF_MEMORY,
+                             "x86: out of memory for %lld quantized activation rows",
+                             (long long)n_rows);
+    int64_t nb = k_padded / MOAK_X86_QBLOCK;
+    size_t q_bytes = ((size_t)n_rows * (size_t)k_padded + 63) & ~(size_t)63;
+    size_t ds_bytes = ((size_t)n_rows * (size_t)nb * 4 + 63) & ~(size_t)63;
+    quantize_job job = {st->kernels, x, x_stride, cols, n_rows, 0,
+                        (int8_t *)buf, (float *)(buf + q_bytes), (int32_t *)(buf + q_bytes + ds_bytes),
+                        k_padded, nb};
+    /* About 64 KB of floats per task; one task (inline) for decode. */
+    int64_t per = 16384 / (cols > 0 ? cols : 1);
+    job.rows_per_task = per < 1 ? 1 : per;
+    int64_t n_tasks = (n_rows + job.rows_per_task - 1) / job.rows_per_task;
+    if (n_tasks <= 1)
+        quantize_task(&job, 0, 0);
+    else
+        st->env.parallel_for(st->env.pool, n_tasks, quantize_task, &job);
+    memset(act, 0, sizeof(*act));
+    act->q = job.q;
+    act->d = job.d;
+    act->s = job.s;
+    act->k_padded = k_padded;
+    act->n_blocks = nb;
+    return MOAK_OK;
+}
+
+typedef struct matmul_job {
+    const moak_x86_kernels *kernels;
+    const moak_x86_weight *w;
+    int64_t expert;
+    moak_x86_act act;
+    int64_t m;
+    int panels_per_task;
+    int tile_tokens;
+    const float *bias;           /* this expert's [rows], or NULL */
+    float *y;
+} matmul_job;
+
+static void matmul_task(void *arg, int64_t task, int32_t thread)
+{
+    (void)thread;
+    const matmul_job *j = arg;
+    const moak_x86_weight *w = j->w;
+    const int R = w->panel_rows;
+    int64_t p0 = task * j->panels_per_task;
+    int n_p = w->n_panels - p0 < j->panels_per_task ? (int)(w->n_panels - p0) : j->panels_per_task;
+    const uint8_t *panels[2] = {moak_x86_panel(w, j->expert, p0),
+                                n_p > 1 ? moak_x86_panel(w, j->expert, p0 + 1) : NULL};
+    float out[2 * MOAK_X86_MAX_TILE_TOKENS * 32];
+    int64_t rows[MOAK_X86_MAX_TILE_TOKENS];
+    for (int64_t t0 = 0; t0 < j->m; t0 += j->tile_tokens) {
+        int nt = j->m - t0 < j->tile_tokens ? (int)(j->m - t0) : j->tile_tokens;
+        for (int t = 0; t < nt; t++)
+            rows[t] = t0 + t;
+        j->kernels->tile[w->format](w, panels, n_p, &j->act, rows, nt, out);
+        for (int p = 0; p < n_p; p++) {
+            int64_t row0 = (p0 + p) * R;
+            int nr = w->rows - row0 < R ? (int)(w->rows - row0) : R;
+            for (int t = 0; t < nt; t++) {
+                const float *o = out + (size_t)(p * nt + t) * (size_t)R;
+                float *yr = j->y + (t0 + t) * w->rows + row0;
+                if (j->bias)
+                    for (int r = 0; r < nr; r++)
+                        yr[r] = o[r] + j->bias[row0 + r];
+                else
+                    memcpy(yr, o, (size_t)nr * sizeof(float));
+            }
+        }
+    }
+}
+
+moak_status moak_x86_matmul(void *state, const moak_matmul_args *args)
+{
+    moak_x86_state *st = state;
+    const moak_x86_weight *w = args->w->packed;
+    matmul_job job;
+    memset(&job, 0, sizeof(job));
+    job.kernels = st->kernels;
+    job.w = w;
+    job.expert = args->expert;
+    job.m = args->m;
+    job.y = args->y;
+    job.bias = args->w->bias ? args->w->bias + (size_t)args->expert * (size_t)w->rows : NULL;
+    if (args->m == 0)
+        return MOAK_OK;
+    if (moak_x86_format_is_float(w->format)) {
+        job.act.f = args->x;
+        job.act.f_stride = w->cols;
+    } else {
+        moak_status s = moak_x86_quantize_activations(st, 0, args->x, w->cols, w->cols, args->m,
+                                                      w->k_padded, &job.act);
+        if (s != MOAK_OK)
+            return s;
+    }
+    if (args->m <= st->kernels->max_tokens[1] && w->n_panels > 1) {
+        job.panels_per_task = 2;
+        job.tile_tokens = st->kernels->max_tokens[1];
+    } else {
+        job.panels_per_task = 1;
+        job.tile_tokens = st->kernels->max_tokens[0];
+    }
+    int64_t n_tasks = (w->n_panels + job.panels_per_task - 1) / job.panels_per_task;
+    st->env.parallel_for(st->env.pool, n_tasks, matmul_task, &job);
+    return MOAK_OK;
+}

@@ -1,0 +1,84 @@
+/* The vector vocabulary the x86 kernel bodies are written in, mapped to
+ * AVX-512 (F/BW/VL + VNNI): 16 int32/f32 lanes, vpdpbusd for u8 x s8 dots.
+ * Included only by files compiled with the AVX-512 flags. */
+#ifndef MOAK_X86_SIMD_AVX512_H
+#define MOAK_X86_SIMD_AVX512_H
+
+#if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512VL__) || \
+    !defined(__AVX512VNNI__) || !defined(__F16C__) || !defined(__FMA__)
+#  error "x86_simd_avx512.h needs the AVX-512 F/BW/VL/VNNI + FMA + F16C flags (@AVX512_CFLAGS@)"
+#endif
+
+#include <immintrin.h>
+#include <string.h>
+
+#define SIMD_LANES 16
+#define SIMD_MAX_TOKENS_1 6   /* 2 vectors x 6 tokens x (int + float acc) = 24 zmm */
+#define SIMD_MAX_TOKENS_2 3   /* 4 vectors x 3 tokens x 2 = 24 zmm */
+#define SIMD_DOT8_OFFSET 128  /* vpdpbusd takes the +128 weights as unsigned */
+
+typedef __m512i simd_i;
+typedef __m512 simd_f;
+
+static inline simd_i simd_i_zero(void) { return _mm512_setzero_si512(); }
+static inline simd_i simd_i_load(const void *p) { return _mm512_loadu_si512(p); }
+static inline simd_i simd_i_low_nibbles(simd_i v) { return _mm512_and_si512(v, _mm512_set1_epi8(0x0F)); }
+static inline simd_i simd_i_high_nibbles(simd_i v)
+{
+    return _mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0F));
+}
+static inline simd_i simd_i_bcast4(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+static inline simd_i simd_i_sub_scalar(simd_i a, int32_t b) { return _mm512_sub_epi32(a, _mm512_set1_epi32(b)); }
+static inline simd_i simd_i_add(simd_i a, simd_i b) { return _mm512_add_epi32(a, b); }
+/* acc += sum of 4 products of unsigned nibbles (0..15) and signed bytes. */
+static inline simd_i simd_dot4(simd_i acc, simd_i w, simd_i x) { return _mm512_dpbusd_epi32(acc, w, x); }
+/* acc += sum of 4 products of (q + 128) and signed bytes (SIMD_DOT8_OFFSET). */
+static inline simd_i simd_dot8(simd_i acc, simd_i w, simd_i x) { return _mm512_dpbusd_epi32(acc, w, x); }
+
+static inline simd_f simd_f_zero(void) { return _mm512_setzero_ps(); }
+static inline simd_f simd_f_set1(float v) { return _mm512_set1_ps(v); }
+static inline simd_f simd_f_load(const float *p) { return _mm512_loadu_ps(p); }
+static inline void simd_f_store(float *p, simd_f v) { _mm512_storeu_ps(p, v); }
+static inline simd_f simd_f_load_w(const void *p) { return _mm512_loadu_ps(p); }
+static inline simd_f simd_f_load_f16(const void *p)
+{
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+static inline simd_f simd_f_load_bf16(const void *p)
+{
+    __m256i h = _mm256_loadu_si256((const __m256i *)p);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+static inline simd_f simd_f_from_i(simd_i v) { return _mm512_cvtepi32_ps(v); }
+static inline simd_f simd_f_fma(simd_f a, simd_f b, simd_f c) { return _mm512_fmadd_ps(a, b, c); }
+static inline simd_f simd_f_mul(simd_f a, simd_f b) { return _mm512_mul_ps(a, b); }
+static inline simd_f simd_f_add(simd_f a, simd_f b) { return _mm512_add_ps(a, b); }
+
+static inline simd_f simd_f_sub(simd_f a, simd_f b) { return _mm512_sub_ps(a, b); }
+static inline simd_f simd_f_div(simd_f a, simd_f b) { return _mm512_div_ps(a, b); }
+static inline simd_f simd_f_min(simd_f a, simd_f b) { return _mm512_min_ps(a, b); }
+static inline simd_f simd_f_max(simd_f a, simd_f b) { return _mm512_max_ps(a, b); }
+static inline simd_f simd_f_round(simd_f a)
+{
+    return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+/* 2^n for integral n in [-126, 127]. */
+static inline simd_f simd_f_exp2_int(simd_f n)
+{
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23));
+}
+static inline simd_f simd_f_abs(simd_f a) { return _mm512_abs_ps(a); }
+/* |mag| with the sign of sign. */
+static inline simd_f simd_f_copysign(simd_f mag, simd_f sign)
+{
+    __m512i m = _mm512_set1_epi32((int)0x80000000u);
+    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_andnot_si512(m, _mm512_castps_si512(mag)),
+                                               _mm512_and_si512(m, _mm512_castps_si512(sign))));
+}
+
+#endif
