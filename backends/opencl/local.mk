@@ -1,1 +1,43 @@
-# rules for backends/opencl (filled in by its owner)
+# The OpenCL backend (backends/opencl, issue 5).
+#
+# The kernels' OpenCL C sources are embedded in the library by embed_cl.sh,
+# a shell + od rule that runs on the build machine without compiling
+# anything for it, so cross builds need nothing extra.
+OPENCL_CL_FILES = \
+	backends/opencl/common.cl \
+	backends/opencl/matmul_q.cl \
+	backends/opencl/moe.cl \
+	backends/opencl/route.cl \
+	backends/opencl/attention.cl \
+	backends/opencl/norm_rope.cl
+EXTRA_DIST += $(OPENCL_CL_FILES) backends/opencl/embed_cl.sh
+
+if BUILD_OPENCL
+noinst_LTLIBRARIES += backends/opencl/libmoak_opencl.la
+backends_opencl_libmoak_opencl_la_SOURCES = \
+	backends/opencl/opencl_internal.h \
+	backends/opencl/opencl_backend.c \
+	backends/opencl/opencl_device.c \
+	backends/opencl/opencl_errors.c \
+	backends/opencl/opencl_program.c \
+	backends/opencl/opencl_program_cache.c \
+	backends/opencl/opencl_buffers.c \
+	backends/opencl/opencl_weights.c \
+	backends/opencl/opencl_kv.c \
+	backends/opencl/opencl_matmul.c \
+	backends/opencl/opencl_moe.c \
+	backends/opencl/opencl_route.c \
+	backends/opencl/opencl_attention.c \
+	backends/opencl/opencl_norm_rope.c
+nodist_backends_opencl_libmoak_opencl_la_SOURCES = backends/opencl/opencl_kernel_sources.c
+backends_opencl_libmoak_opencl_la_CPPFLAGS = $(AM_CPPFLAGS) \
+	-I$(top_srcdir)/backends/opencl -DCL_TARGET_OPENCL_VERSION=120
+libmoak_la_LIBADD += backends/opencl/libmoak_opencl.la $(OPENCL_LIBS)
+BUILT_SOURCES += backends/opencl/opencl_kernel_sources.c
+CLEANFILES += backends/opencl/opencl_kernel_sources.c
+
+backends/opencl/opencl_kernel_sources.c: $(OPENCL_CL_FILES) $(top_srcdir)/backends/opencl/embed_cl.sh
+	$(AM_V_GEN)$(MKDIR_P) backends/opencl && \
+	$(SHELL) $(top_srcdir)/backends/opencl/embed_cl.sh $(top_srcdir) $(OPENCL_CL_FILES) > $@.tmp && \
+	mv $@.tmp $@
+endif
