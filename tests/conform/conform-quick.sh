@@ -1,0 +1,8 @@
+#!/bin/sh
+# make check: moak-conform --quick on every backend this machine can run.
+# The reports land next to the tool in the build tree (JSON and JUnit XML).
+# MOAK_CONFORM_FLAGS adds options (e.g. --seed N to replay a failure).
+tool=./tests/conform/moak-conform
+exec "$tool" --quick --backend all \
+    --json tests/conform/conform-quick.json --junit tests/conform/conform-quick.xml \
+    $MOAK_CONFORM_FLAGS
