@@ -128,10 +128,13 @@ static bool print_text(const moak_hw_info *hw)
         }
         const char *state = b.available ? "available" : b.built ? "built, not available"
                                                                 : "not built";
-        printf("  %-8s %-21s %s\n", b.name ? b.name : "?", state,
-               b.description ? b.description : "");
-        if (!b.available && b.reason[0])
-            printf("  %-8s %-21s why: %s\n", "", "", b.reason);
+        /* one line per backend: what it is when usable, else why not */
+        if (b.available)
+            printf("  %-8s %-21s %s\n", b.name ? b.name : "?", state,
+                   b.description ? b.description : "");
+        else
+            printf("  %-8s %-21s why: %s\n", b.name ? b.name : "?", state,
+                   b.reason[0] ? b.reason : "(no reason given)");
     }
     return ok;
 }

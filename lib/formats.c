@@ -220,11 +220,13 @@ static inline uint16_t load_u16(const uint8_t *p)
 }
 
 /* roundf() (halves away from zero) for |v| < 2^30, without a libm call:
- * v + 0.5 is exact in double, so truncating it is exact too. */
+ * v +- 0.5 is exact in double, so truncating it is exact too.  copysign
+ * compiles to bit operations: no branch on the sign, which is random for
+ * weights and would be mispredicted half of the time. */
 static inline int32_t round_half_away(float v)
 {
     const double d = v;
-    return (int32_t)(d >= 0 ? d + 0.5 : d - 0.5);
+    return (int32_t)(d + copysign(0.5, d));
 }
 
 /* roundf(v) clamped to [lo, hi]; NaN gives 0, so inputs holding Inf or NaN

@@ -481,6 +481,14 @@ static void reference_row(moak_format f, const float *x, int64_t cols, uint8_t *
     }
 }
 
+/* The most that rounding a value to f16 moved it, given the f16 result:
+ * half an ulp, which is 2^-25 for the subnormals (a small value alone in a
+ * partial block has a subnormal scale). */
+static double f16_rounding_error(double h)
+{
+    return fmax(fabs(h) * ldexp(1, -11), ldexp(1, -25));
+}
+
 /* Element i of a row decoded from its bytes (in double), and the bound on
  * |x - decoded| that the format's rule guarantees for that element. */
 static double decode_element(moak_format f, const uint8_t *row, int64_t i, double *bound,
@@ -490,8 +498,8 @@ static double decode_element(moak_format f, const uint8_t *row, int64_t i, doubl
     case MOAK_FORMAT_Q8_0: {
         const uint8_t *blk = row + (i / 32) * 34;
         const double d = half_value(get_u16(blk));
-        *bound = fabs(d) * 0.5 * (1 + 1e-6) + 0; /* plus the f16 rounding of d: */
-        *bound += 127.0 * fabs(d) * ldexp(1, -11);
+        /* half a step, plus 127 times the f16 rounding of d */
+        *bound = fabs(d) * 0.5 * (1 + 1e-6) + 127.0 * f16_rounding_error(d);
         return d * (int8_t)blk[2 + i % 32];
     }
     case MOAK_FORMAT_Q4_0: {
@@ -500,7 +508,7 @@ static double decode_element(moak_format f, const uint8_t *row, int64_t i, doubl
         const int j = (int)(i % 32);
         const int nib = j < 16 ? (blk[2 + j] & 15) : (blk[2 + j - 16] >> 4);
         /* the opposite extreme is clamped from code 16 to 15: one step */
-        *bound = fabs(d) * (1 + 1e-6) + 8.0 * fabs(d) * ldexp(1, -11);
+        *bound = fabs(d) * (1 + 1e-6) + 8.0 * f16_rounding_error(d);
         return d * (nib - 8);
     }
     case MOAK_FORMAT_I8_ROW: {

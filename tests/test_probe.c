@@ -12,6 +12,9 @@
  * architecture) is skipped with the reason printed; when every part is
  * skipped the test exits 77 (automake's SKIP).  A MOAK_ISA_MAX inherited
  * from the environment is removed first: each part sets its own. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pthread_barrier_t, setenv, syscall */
+#endif
 #include <hwloc.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -21,6 +24,9 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#if defined(__x86_64__) && defined(__linux__)
+#include <sys/syscall.h>
+#endif
 
 #include "moak.h"
 
@@ -330,8 +336,17 @@ static void test_isa_against_kernel(const moak_hw_info *info)
         return;
     }
     parts_run++;
+    /* The kernel lists AMX when it supports the state; a process may use it
+     * only once it has asked for permission, which a sandbox can refuse. */
+    bool amx_permitted = false;
+#if defined(__x86_64__) && defined(__linux__) && defined(SYS_arch_prctl)
+    amx_permitted = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */,
+                            18 /* XFEATURE_XTILEDATA */) == 0;
+#endif
     for (size_t i = 0; i < n_map; i++) {
-        const bool kernel = has_flag(flags, map[i].flag);
+        bool kernel = has_flag(flags, map[i].flag);
+        if (map[i].bit & (MOAK_ISA_AMX_TILE | MOAK_ISA_AMX_INT8 | MOAK_ISA_AMX_BF16))
+            kernel = kernel && amx_permitted;
         const bool moak = (info->isa_detected & map[i].bit) != 0;
         CHECK(kernel == moak, "%s: /proc/cpuinfo %s, moak %s", map[i].flag,
               kernel ? "yes" : "no", moak ? "yes" : "no");
