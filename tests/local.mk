@@ -22,36 +22,60 @@ EXTRA_DIST += tests/run-levels.sh
 check_LTLIBRARIES += tests/libmoaktest.la
 tests_libmoaktest_la_SOURCES = \
 	tests/testutil.h tests/testutil.c tests/testutil_formats.c
-tests_libmoaktest_la_CFLAGS = $(AM_CFLAGS) $(MOAK_TEST_CFLAGS)
+tests_libmoaktest_la_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
 
 # The INIT macros of moak.h set struct_size only, by design.
-MOAK_TEST_CFLAGS = -Wno-missing-field-initializers
-MOAK_TEST_LDADD = tests/libmoaktest.la libmoak.la -lm
+TEST_WARN_FLAGS = -Wno-missing-field-initializers
+TEST_LIBS = tests/libmoaktest.la libmoak.la -lm
 # -no-install: the test is the binary itself, not a libtool wrapper script,
 # so MOAK_TEST_EMULATOR can run it.
-MOAK_TEST_LDFLAGS = -no-install
+TEST_LINK_FLAGS = -no-install
 
 check_PROGRAMS += tests/list_isa_levels
 tests_list_isa_levels_SOURCES = tests/list_isa_levels.c
-tests_list_isa_levels_CFLAGS = $(AM_CFLAGS) $(MOAK_TEST_CFLAGS)
+tests_list_isa_levels_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
 tests_list_isa_levels_LDADD = libmoak.la
-tests_list_isa_levels_LDFLAGS = $(MOAK_TEST_LDFLAGS)
+tests_list_isa_levels_LDFLAGS = $(TEST_LINK_FLAGS)
 
 check_PROGRAMS += tests/test_matmul
 TESTS += tests/test_matmul$(EXEEXT)
 tests_test_matmul_SOURCES = tests/test_matmul.c
-tests_test_matmul_CFLAGS = $(AM_CFLAGS) $(MOAK_TEST_CFLAGS)
-tests_test_matmul_LDADD = $(MOAK_TEST_LDADD)
-tests_test_matmul_LDFLAGS = $(MOAK_TEST_LDFLAGS)
+tests_test_matmul_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
+tests_test_matmul_LDADD = $(TEST_LIBS)
+tests_test_matmul_LDFLAGS = $(TEST_LINK_FLAGS)
 check_PROGRAMS += tests/test_moe
 TESTS += tests/test_moe$(EXEEXT)
 tests_test_moe_SOURCES = tests/test_moe.c
-tests_test_moe_CFLAGS = $(AM_CFLAGS) $(MOAK_TEST_CFLAGS)
-tests_test_moe_LDADD = $(MOAK_TEST_LDADD)
-tests_test_moe_LDFLAGS = $(MOAK_TEST_LDFLAGS)
+tests_test_moe_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
+tests_test_moe_LDADD = $(TEST_LIBS)
+tests_test_moe_LDFLAGS = $(TEST_LINK_FLAGS)
 check_PROGRAMS += tests/test_route
 TESTS += tests/test_route$(EXEEXT)
 tests_test_route_SOURCES = tests/test_route.c
-tests_test_route_CFLAGS = $(AM_CFLAGS) $(MOAK_TEST_CFLAGS)
-tests_test_route_LDADD = $(MOAK_TEST_LDADD)
-tests_test_route_LDFLAGS = $(MOAK_TEST_LDFLAGS)
+tests_test_route_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
+tests_test_route_LDADD = $(TEST_LIBS)
+tests_test_route_LDFLAGS = $(TEST_LINK_FLAGS)
+check_PROGRAMS += tests/test_attention
+TESTS += tests/test_attention$(EXEEXT)
+tests_test_attention_SOURCES = tests/test_attention.c
+tests_test_attention_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
+tests_test_attention_LDADD = $(TEST_LIBS)
+tests_test_attention_LDFLAGS = $(TEST_LINK_FLAGS)
+check_PROGRAMS += tests/test_kv_cache
+TESTS += tests/test_kv_cache$(EXEEXT)
+tests_test_kv_cache_SOURCES = tests/test_kv_cache.c
+tests_test_kv_cache_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
+tests_test_kv_cache_LDADD = $(TEST_LIBS)
+tests_test_kv_cache_LDFLAGS = $(TEST_LINK_FLAGS)
+check_PROGRAMS += tests/test_norm_rope
+TESTS += tests/test_norm_rope$(EXEEXT)
+tests_test_norm_rope_SOURCES = tests/test_norm_rope.c
+tests_test_norm_rope_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
+tests_test_norm_rope_LDADD = $(TEST_LIBS)
+tests_test_norm_rope_LDFLAGS = $(TEST_LINK_FLAGS)
+check_PROGRAMS += tests/test_context
+TESTS += tests/test_context$(EXEEXT)
+tests_test_context_SOURCES = tests/test_context.c
+tests_test_context_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
+tests_test_context_LDADD = $(TEST_LIBS)
+tests_test_context_LDFLAGS = $(TEST_LINK_FLAGS)

@@ -281,6 +281,18 @@ int t_finish(void)
     return T_EXIT_PASS;
 }
 
+const char *t_status_name(moak_status st)
+{
+    static const char *const names[] = {
+        "MOAK_OK", "MOAK_ERR_NULL_ARGUMENT", "MOAK_ERR_INVALID_ARGUMENT",
+        "MOAK_ERR_SIZE_OVERFLOW", "MOAK_ERR_SHAPE_MISMATCH", "MOAK_ERR_UNSUPPORTED",
+        "MOAK_ERR_OUT_OF_MEMORY", "MOAK_ERR_CACHE_FULL", "MOAK_ERR_OUT_OF_RANGE",
+        "MOAK_ERR_UNKNOWN_BACKEND", "MOAK_ERR_BACKEND", "MOAK_ERR_STRUCT_SIZE"};
+    if ((int)st < 0 || (size_t)st >= sizeof(names) / sizeof(names[0]))
+        return "(unknown status)";
+    return names[st];
+}
+
 void t_ok(moak_status st, const moak_context *ctx, const char *what)
 {
     if (st != MOAK_OK)

@@ -56,6 +56,9 @@ int t_failures(void);
 /* Prints the summary (with the seed to replay on failure); returns the exit status. */
 int t_finish(void);
 
+/* "MOAK_ERR_CACHE_FULL" etc. (the test's own table, for short log lines). */
+const char *t_status_name(moak_status st);
+
 /* Exit 99 with the context's message when st != MOAK_OK (set-up calls only). */
 void t_ok(moak_status st, const moak_context *ctx, const char *what);
 
