@@ -103,7 +103,7 @@ MOAK_API const char *moak_status_str(moak_status status);
  *
  * Q8_0 and Q4_0 are byte-identical to GGUF's block_q8_0 / block_q4_0 and are
  * quantized exactly as ggml's reference quantizer does (Q8_0: d = amax/127,
- * q = round(x/d); Q4_0: d = (the element of largest magnitude, with its sign)/-8,
+ * q = round(x * (1/d)); Q4_0: d = (the element of largest magnitude, with its sign)/-8,
  * q = min(15, (int)(x/d + 8.5))).  I8_ROW is symmetric per row (scale = amax/127).
  * I4_G* is asymmetric per group (GPTQ/AWQ style): min = min(x), scale =
  * (max(x) - min)/15, both rounded to f16 first, q = clamp(round((x-min)/scale), 0, 15).
@@ -130,7 +130,8 @@ typedef enum moak_format {
 MOAK_API const char *moak_format_name(moak_format format);
 /* Parses a name from moak_format_name (case-insensitive); MOAK_ERR_INVALID_ARGUMENT if unknown. */
 MOAK_API moak_status moak_format_from_name(const char *name, moak_format *format);
-/* Elements per block (1 for F32/F16/BF16, cols for I8_ROW is reported as 0). */
+/* Elements per block (1 for F32/F16/BF16; 0 for I8_ROW, whose block is the
+ * whole row, and 0 for an unknown format). */
 MOAK_API int64_t moak_format_block_elems(moak_format format);
 /* Bytes of one row of `cols` elements, including the padding of the last
  * block; 0 if format is unknown, cols < 1, or the count overflows. */
@@ -187,8 +188,9 @@ typedef struct moak_hw_info {
     int32_t n_cores;             /* physical cores */
     int32_t n_pus;               /* hardware threads */
     int32_t n_cpu_kinds;         /* hybrid parts report > 1 */
-    /* Data/unified cache size of one instance of each level (index 0 = L1d),
-     * and how many instances hwloc reports; 0 if the level is absent. */
+    /* Data/unified cache size of one instance of each level (index 0 = L1d;
+     * the smallest instance on hybrid parts), and how many instances hwloc
+     * reports; size 0 if the level is absent, count 0 if unknown. */
     uint64_t cache_bytes[MOAK_CACHE_LEVELS];
     int32_t cache_count[MOAK_CACHE_LEVELS];
     uint64_t isa_detected;       /* what the CPU and OS support */
@@ -360,6 +362,7 @@ typedef struct moak_router_desc {
 
 /* For each token t: ids[t][0..top_k) in decreasing selection score (ties to
  * the lower expert id), weights[t][..] their routing weights.
+ * n_groups > 1 and bias are only defined for MOAK_ROUTE_SIGMOID_TOPK.
  * Bound: ids equal the reference's except where the reference's selection
  * scores of the two experts differ by <= 1e-6 of the row's largest |score|;
  * |w - ref_w| <= 1e-5 * max(1, scaling_factor). */

@@ -31,6 +31,9 @@ static moak_status check_router(moak_context *ctx, const moak_router_desc *r, mo
     int32_t groups = r->n_groups <= 1 ? 1 : r->n_groups;
     if (r->n_groups < 0)
         return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT, "router->n_groups: %d is negative", (int)r->n_groups);
+    if (groups > 1 && r->method != MOAK_ROUTE_SIGMOID_TOPK)
+        return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT,
+                          "router->n_groups: group-limited selection is only defined for MOAK_ROUTE_SIGMOID_TOPK");
     if (groups > 1) {
         if (r->n_experts % groups)
             return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT, "router->n_groups: %d does not divide n_experts %d",
