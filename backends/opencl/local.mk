@@ -41,3 +41,19 @@ backends/opencl/opencl_kernel_sources.c: $(OPENCL_CL_FILES) $(top_srcdir)/backen
 	$(SHELL) $(top_srcdir)/backends/opencl/embed_cl.sh $(top_srcdir) $(OPENCL_CL_FILES) > $@.tmp && \
 	mv $@.tmp $@
 endif
+
+# Tests of what only OpenCL has (device choice, program cache, build
+# errors); the ops themselves are checked by the general suite.
+EXTRA_DIST += tests/test_opencl_common.h
+if BUILD_OPENCL
+check_PROGRAMS += tests/test_opencl_device tests/test_opencl_cache
+TESTS += tests/test_opencl_device$(EXEEXT) tests/test_opencl_cache$(EXEEXT)
+tests_test_opencl_device_SOURCES = tests/test_opencl_device.c tests/test_opencl_common.h
+tests_test_opencl_device_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
+tests_test_opencl_device_LDADD = $(TEST_LIBS) $(OPENCL_LIBS)
+tests_test_opencl_device_LDFLAGS = $(TEST_LINK_FLAGS)
+tests_test_opencl_cache_SOURCES = tests/test_opencl_cache.c tests/test_opencl_common.h
+tests_test_opencl_cache_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
+tests_test_opencl_cache_LDADD = $(TEST_LIBS)
+tests_test_opencl_cache_LDFLAGS = $(TEST_LINK_FLAGS)
+endif

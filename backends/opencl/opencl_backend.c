@@ -3,9 +3,12 @@
  * the KV cache in device buffers (host_memory false).
  *
  * init picks the device (env->opencl_device, else the first GPU or
- * accelerator, else a CPU device) and creates its context and queue; the
- * kernels are built on the first op (from the disk cache when possible),
- * so a context that never runs an op on OpenCL pays nothing for them.
+ * accelerator, else a CPU device), creates its context and queue, and
+ * builds the kernels (from the disk cache when it can).  Building at init
+ * rather than on the first op puts a compile error where the caller can
+ * act on it (moak_context_create fails, naming it) and keeps supports()
+ * a pure function of the shape, as the core's dispatch cache requires.
+ * The core starts this backend only when a preference list names it.
  */
 #include "opencl_internal.h"
 
@@ -75,15 +78,18 @@ static moak_status ocl_init(const moak_backend_env *env, void **state)
             status = ocl_fail(st, err, "clCreateBuffer(16 bytes)");
         }
     }
+    if (status == MOAK_OK) {
+        ocl_log(st, MOAK_LOG_INFO, "device %d:%d '%s' (%s, %s, driver %s%s), %s",
+                st->dev.platform_index, st->dev.device_index, st->dev.name,
+                ocl_device_type_name(st->dev.type), st->dev.version, st->dev.driver,
+                st->dev.unified_memory ? ", host-unified memory" : "",
+                env->opencl_device ? "chosen by the selector" : "the default choice");
+        status = ocl_program_ensure(st);
+    }
     if (status != MOAK_OK) {
         ocl_fini(st);
         return status;
     }
-    ocl_log(st, MOAK_LOG_INFO, "device %d:%d '%s' (%s, %s, driver %s%s), %s",
-            st->dev.platform_index, st->dev.device_index, st->dev.name,
-            ocl_device_type_name(st->dev.type), st->dev.version, st->dev.driver,
-            st->dev.unified_memory ? ", host-unified memory" : "",
-            env->opencl_device ? "chosen by the selector" : "the default choice");
     *state = st;
     return MOAK_OK;
 }
@@ -107,10 +113,6 @@ static bool fits(const ocl_state *st, double bytes, const char *what, char *why,
 static bool ocl_supports(void *state, const moak_op_shape *s, char *why, size_t why_len)
 {
     const ocl_state *st = state;
-    if (st->program_tried && st->program_status != MOAK_OK) {
-        snprintf(why, why_len, "its kernels failed to build: %.100s", st->program_error);
-        return false;
-    }
     const double m = (double)s->m, f = sizeof(float);
     if (s->m > INT32_MAX || s->n > INT32_MAX || s->k > INT32_MAX) {
         snprintf(why, why_len, "a dimension is beyond 2^31");
