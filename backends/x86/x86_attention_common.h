@@ -1,0 +1,629 @@
+/*
+ * x86_attention_common.h — the ISA-neutral half of the x86 attention kernels.
+ *
+ * attention_avx2.c and attention_avx512.c each supply a table of vector
+ * kernels (x86_attn_kernels: K/V tile conversion, q.k scores, the online
+ * softmax update of one row, p.V) and run this driver with it.  The driver
+ * only plans work, addresses the KV pages and combines partial results;
+ * every floating-point loop over head dims is in the ISA files.
+ *
+ * The unit of work is a tile of query rows against one KV head:
+ *   rows = (query token, query head of the KV head's group), token-major,
+ *   so a K/V row is converted once and used by every head of its group.
+ * A prefill task takes about X86_ATTN_TARGET_ROWS rows and walks all the
+ * keys its rows may see, X86_ATTN_KEYS_PER_TILE at a time, keeping a
+ * running max m, sum l and output accumulator O per row (online softmax,
+ * flash-attention style), and writes the normalised rows to `out`.
+ * A tile whose key range is long compared with the whole call's work (a
+ * decode, q_len 1) is split into key chunks; each chunk task stores its
+ * (m, l, O) rows, and a second pass merges the chunks of each row in chunk
+ * order with log-sum-exp weights.  The plan depends only on the shapes and
+ * the thread count, and every task writes its own slots, so results are
+ * bitwise reproducible for a given thread count whatever thread runs what.
+ *
+ * Numerics: q is multiplied by the scale when it is copied into the tile,
+ * scores and the softmax are f32, and the final normalisation is computed in
+ * double.  Masked keys get probability exactly 0.
+ */
+#ifndef MOAK_X86_ATTENTION_COMMON_H
+#define MOAK_X86_ATTENTION_COMMON_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "x86_backend.h"
+
+/* Keys per tile: the block of K/V rows converted to f32 together. */
+#define X86_ATTN_KEYS_PER_TILE 64
+/* Query rows a prefill task aims for: enough to amortise converting a K/V
+ * tile (about 1/rows of the arithmetic), few enough for Q, S and O of the
+ * task to stay in L2. */
+#define X86_ATTN_TARGET_ROWS 96
+/* A key chunk of a split tile is never shorter than this: below it the
+ * partial's store and merge cost as much as the keys. */
+#define X86_ATTN_MIN_CHUNK_KEYS 256
+/* Tasks per thread a call aims for, so dynamic hand-out balances the load. */
+#define X86_ATTN_TASKS_PER_THREAD 8
+/* Scores are kept in base 2: q is scaled by scale * log2(e), so that the
+ * softmax is 2^(s - m) and m, the sinks and the merge use the same units. */
+#define X86_ATTN_LOG2E 1.44269504088896340736
+
+/* The vector kernels one ISA file provides.  Query rows are padded with
+ * zeros to rows_pad (a multiple of 16), head dims to a multiple of
+ * pad_floats (dk_pad, dv_pad).  Scores are stored transposed,
+ * s[key][rows_pad], so that the softmax runs across rows without horizontal
+ * reductions. */
+typedef struct x86_attn_kernels {
+    int32_t pad_floats;
+    /* Tiles with at least this many rows compute scores as a small GEMM
+     * (broadcast K elements times q^T vectors); smaller ones (decode with a
+     * small group) take dot products of q rows and K rows. */
+    int32_t gemm_min_rows;
+    /* rows[0..n) (each `dim` elements in `format`) -> dst[KEYS_PER_TILE][dim_pad]
+     * f32; dims dim.. are zeros; rows n.. are left as they are. */
+    void (*load_rows)(moak_format format, const unsigned char *const *rows, int32_t n,
+                      int32_t dim, int32_t dim_pad, float *dst);
+    /* s[j][r] = q[r] . k[j] for j < n, r < rows_pad; q: [rows_pad][dk_pad]
+     * (rows >= rows are zeros), k: [KEYS][dk_pad]. */
+    void (*qk_dot)(const float *q, int32_t rows, int32_t rows_pad, int32_t dk_pad,
+                   const float *k, int32_t n, float *s);
+    /* The same from q^T: [dk_pad][rows_pad]. */
+    void (*qk_gemm)(const float *qt, int32_t rows_pad, int32_t dk_pad, const float *k,
+                    int32_t n, float *s);
+    /* Online-softmax update of keys j < n for every row: key j is visible to
+     * row r iff lo[r] <= j < hi[r]; invisible keys get p = 0.  Soft-caps
+     * (softcap2 != 0, in base-2 units), replaces s by p = 2^(s - m_new),
+     * updates m and l, and sets corr[r] = 2^(m_old - m_new), the factor the
+     * row's O must be scaled by. */
+    void (*softmax)(float *s, int32_t rows_pad, int32_t n, const int32_t *lo,
+                    const int32_t *hi, float softcap2, float *m, float *l, float *corr);
+    /* o[r] = o[r] * corr[r] + sum_{j < n} p[j][r] * v[j] for r < rows;
+     * p: [KEYS][rows_pad], v: [KEYS][dv_pad], o: [rows][dv_pad]. */
+    void (*pv)(const float *p, int32_t rows, int32_t rows_pad, int32_t n, const float *v,
+               int32_t dv_pad, const float *corr, float *o);
+} x86_attn_kernels;
+
+/* A tile: query tokens [first_query, first_query + n_queries) of sequence
+ * seq_index (an index into args->seq_ids) against KV head kv_head. */
+typedef struct x86_attn_tile {
+    int32_t seq_index;
+    int32_t kv_head;
+    int32_t first_query;
+    int32_t n_queries;
+    int64_t key_begin, key_end;   /* union of the rows' visible keys */
+    int64_t chunk_keys;           /* keys per chunk (the whole range when 1 chunk) */
+    int32_t n_chunks;
+    size_t partial_floats;        /* offset of chunk 0's slot in the partial buffer */
+    int64_t first_merge_row;      /* index of its first row among all split rows */
+} x86_attn_tile;
+
+typedef struct x86_attn_task {
+    int32_t tile;
+    int32_t chunk;
+    int64_t work;                 /* rows x keys: bigger tasks are handed out first */
+} x86_attn_task;
+
+typedef struct x86_attn_job {
+    const moak_attention_args *args;
+    const x86_attn_kernels *kernels;
+    moak_x86_state *st;
+    int32_t group;                /* query heads per KV head */
+    int32_t dk_pad, dv_pad;
+    int32_t max_rows, max_rows_pad, max_queries;
+    x86_attn_tile *tiles;
+    int32_t n_tiles;
+    x86_attn_task *tasks;
+    int64_t n_tasks;
+    float *partials;              /* per split tile and chunk: [rows][2 + dv_pad] = m, l, O */
+    int32_t *split_tiles;         /* indices of the tiles with n_chunks > 1 */
+    int32_t n_split_tiles;
+    int64_t n_merge_rows;
+} x86_attn_job;
+
+/* ---- small helpers ----------------------------------------------------------- */
+
+static inline int32_t x86_attn_round_up(int32_t v, int32_t unit)
+{
+    return (v + unit - 1) / unit * unit;
+}
+
+static inline size_t x86_attn_align_floats(size_t n)
+{
+    return (n + 15u) & ~(size_t)15u; /* 64 bytes */
+}
+
+/* Visible keys [*lo, *hi) of a query at position pos in a sequence of len
+ * cached tokens (the reference's rule, moak.h). */
+static inline void x86_attn_visible(const moak_attention_args *args, int64_t len, int64_t pos,
+                                    int64_t *lo, int64_t *hi)
+{
+    int64_t first = 0, end = len;
+    if (args->causal && end > pos + 1)
+        end = pos + 1;
+    if (args->sliding_window > 0 && pos - args->sliding_window + 1 > first)
+        first = pos - args->sliding_window + 1;
+    *lo = first;
+    *hi = end;
+}
+
+/* Bytes of token j's K (or V) row of KV head kv_head. */
+static inline const unsigned char *x86_attn_kv_row(const moak_kv_view *kv, int32_t seq,
+                                                   int64_t j, int32_t kv_head, bool v_block)
+{
+    const moak_kv_layout *lay = kv->layout;
+    const int64_t page = kv->page_tables[seq][j / lay->page_tokens];
+    const int64_t slot = j % lay->page_tokens;
+    const unsigned char *page_base =
+        (const unsigned char *)kv->storage + (size_t)page * lay->page_bytes;
+    if (v_block && !lay->shared_v)
+        return page_base + lay->v_block_offset +
+               ((size_t)kv_head * (size_t)lay->page_tokens + (size_t)slot) * lay->row_bytes_v;
+    /* shared V is a prefix of the K row: every KV format stores the first
+     * head_dim_v elements first (Q8_0 head dims are multiples of 32) */
+    return page_base +
+           ((size_t)kv_head * (size_t)lay->page_tokens + (size_t)slot) * lay->row_bytes_k;
+}
+
+/* Per-thread scratch of at least `bytes` for every thread (the state's
+ * slots, moak_x86_scratch), reserved before any task runs, so a failure
+ * leaves the outputs untouched. */
+static inline moak_status x86_attn_reserve_scratch(moak_x86_state *st, size_t bytes)
+{
+    const int32_t n_threads = st->env.n_threads > 0 ? st->env.n_threads : 1;
+    for (int32_t t = 0; t < n_threads; t++)
+        if (!moak_x86_scratch(st, t, bytes))
+            return st->env.error(st->env.log_ctx, MOAK_ERR_OUT_OF_MEMORY,
+                                 "%s: out of memory for %zu bytes of attention scratch",
+                                 st->level == MOAK_X86_AVX512 ? "avx512" : "avx2", bytes);
+    return MOAK_OK;
+}
+
+/* ---- one thread's scratch, carved in a fixed order ------------------------------ */
+
+typedef struct x86_attn_scratch {
+    float *q;                     /* [rows_pad][dk_pad] or [dk_pad][rows_pad], scaled */
+    float *k;                     /* [KEYS][dk_pad] */
+    float *v;                     /* [KEYS][dv_pad] */
+    float *s;                     /* [KEYS][rows_pad] scores, then probabilities */
+    float *o;                     /* [rows][dv_pad] */
+    float *m, *l, *corr;          /* [rows_pad] */
+    int32_t *lo, *hi;             /* [rows_pad] visible keys of the tile, per row */
+    int64_t *token_lo, *token_hi; /* [max_queries] visible keys, per query token */
+    const unsigned char **k_rows; /* [2][KEYS]: this tile's and the next's */
+    const unsigned char **v_rows; /* [2][KEYS] */
+} x86_attn_scratch;
+
+#define X86_ATTN_SCRATCH_PARTS 12
+
+/* The bytes one thread's scratch needs; with base, also carves it into out. */
+static inline size_t x86_attn_scratch_bytes(const x86_attn_job *job, x86_attn_scratch *out,
+                                            unsigned char *base)
+{
+    const size_t keys = X86_ATTN_KEYS_PER_TILE;
+    const size_t rows_pad = (size_t)job->max_rows_pad;
+    const size_t queries = (size_t)job->max_queries;
+    const size_t parts[X86_ATTN_SCRATCH_PARTS] = {
+        rows_pad * (size_t)job->dk_pad,            /* q */
+        keys * (size_t)job->dk_pad,                /* k */
+        keys * (size_t)job->dv_pad,                /* v */
+        keys * rows_pad,                           /* s */
+        (size_t)job->max_rows * (size_t)job->dv_pad, /* o */
+        rows_pad, rows_pad, rows_pad,              /* m, l, corr */
+        rows_pad, rows_pad,                        /* lo, hi (int32) */
+        4 * queries,                               /* token_lo, token_hi (int64) */
+        8 * keys,                                  /* row pointers (2 x 2 x 64-bit) */
+    };
+    size_t offset = 0;
+    float *p[X86_ATTN_SCRATCH_PARTS];
+    for (int i = 0; i < X86_ATTN_SCRATCH_PARTS; i++) {
+        p[i] = base ? (float *)(void *)(base + offset * sizeof(float)) : NULL;
+        offset += x86_attn_align_floats(parts[i]);
+    }
+    if (out) {
+        out->q = p[0];
+        out->k = p[1];
+        out->v = p[2];
+        out->s = p[3];
+        out->o = p[4];
+        out->m = p[5];
+        out->l = p[6];
+        out->corr = p[7];
+        out->lo = (int32_t *)(void *)p[8];
+        out->hi = (int32_t *)(void *)p[9];
+        out->token_lo = (int64_t *)(void *)p[10];
+        out->token_hi = out->token_lo + queries;
+        out->k_rows = (const unsigned char **)(void *)p[11];
+        out->v_rows = out->k_rows + 2 * keys;
+    }
+    return offset * sizeof(float);
+}
+
+/* ---- one task ------------------------------------------------------------------- */
+
+/* Store the normalised row (m, sink in base-2 units):
+ * out = O 2^(m - M) / (l 2^(m - M) + 2^(sink - M)), M = max(m, sink);
+ * zeros when the row saw no key and there is no sink. */
+static inline void x86_attn_finish_row(const float *o, int32_t dv, float m, float l,
+                                       const double *sink2, float *out)
+{
+    double factor = 0.0;
+    if (sink2) {
+        const double big = (double)m > *sink2 ? (double)m : *sink2;
+        const double a = l > 0.0f ? exp2((double)m - big) : 0.0;
+        factor = a / ((double)l * a + exp2(*sink2 - big));
+    } else if (l > 0.0f) {
+        factor = 1.0 / (double)l;
+    }
+    const float f = (float)factor;
+    for (int32_t d = 0; d < dv; d++)
+        out[d] = o[d] * f;
+}
+
+static inline int32_t x86_attn_clamp_key(int64_t v, int32_t n)
+{
+    return v < 0 ? 0 : v > n ? n : (int32_t)v;
+}
+
+/* Addresses of the K and V rows of keys [k0, min(k0 + KEYS, end)); with
+ * prefetch, also asks for their cache lines (into L2). */
+static inline void x86_attn_tile_rows(const moak_kv_view *kv, int32_t seq, int32_t kv_head,
+                                      int64_t k0, int64_t end, const unsigned char **k_rows,
+                                      const unsigned char **v_rows, bool prefetch)
+{
+    const moak_kv_layout *lay = kv->layout;
+    const int32_t n = end - k0 < X86_ATTN_KEYS_PER_TILE ? (int32_t)(end - k0)
+                                                         : X86_ATTN_KEYS_PER_TILE;
+    for (int32_t j = 0; j < n; j++) {
+        k_rows[j] = x86_attn_kv_row(kv, seq, k0 + j, kv_head, false);
+        v_rows[j] = x86_attn_kv_row(kv, seq, k0 + j, kv_head, true);
+    }
+    if (!prefetch)
+        return;
+    for (int32_t j = 0; j < n; j++) {
+        for (size_t b = 0; b < lay->row_bytes_k; b += 64)
+            __builtin_prefetch(k_rows[j] + b, 0, 2);
+        if (!lay->shared_v)
+            for (size_t b = 0; b < lay->row_bytes_v; b += 64)
+                __builtin_prefetch(v_rows[j] + b, 0, 2);
+    }
+}
+
+static void x86_attn_run_task(void *arg, int64_t task_index, int32_t thread)
+{
+    const x86_attn_job *job = arg;
+    const moak_attention_args *args = job->args;
+    const x86_attn_kernels *kern = job->kernels;
+    const moak_kv_view *kv = args->kv;
+    const moak_kv_layout *lay = kv->layout;
+    const x86_attn_task *task = &job->tasks[task_index];
+    const x86_attn_tile *tile = &job->tiles[task->tile];
+    const int32_t keys = X86_ATTN_KEYS_PER_TILE;
+    const int32_t group = job->group;
+    const int32_t rows = tile->n_queries * group;
+    const int32_t rows_pad = x86_attn_round_up(rows, 16);
+    const int32_t dk = args->head_dim_k, dv = args->head_dim_v;
+    const int32_t dk_pad = job->dk_pad, dv_pad = job->dv_pad;
+    const int32_t seq = args->seq_ids[tile->seq_index];
+    const int64_t len = kv->seq_lens[seq];
+    const int32_t q_len = args->q_lens[tile->seq_index];
+    const int64_t first_token = args->q_offsets[tile->seq_index] + tile->first_query;
+    const bool gemm = rows >= kern->gemm_min_rows;
+    const float q_scale = (float)((double)args->scale * X86_ATTN_LOG2E);
+    const float softcap2 = (float)((double)args->softcap * X86_ATTN_LOG2E);
+
+    x86_attn_scratch sc;
+    x86_attn_scratch_bytes(job, &sc, job->st->scratch[thread]);
+
+    /* the tile's queries, scaled, as rows (dot) or transposed (gemm); the
+     * padding rows are zeros */
+    memset(sc.q, 0, (size_t)rows_pad * (size_t)dk_pad * sizeof(float));
+    for (int32_t t = 0; t < tile->n_queries; t++) {
+        const int64_t pos = len - q_len + tile->first_query + t;
+        x86_attn_visible(args, len, pos, &sc.token_lo[t], &sc.token_hi[t]);
+        for (int32_t h = 0; h < group; h++) {
+            const int32_t r = t * group + h;
+            const float *src = args->q + ((size_t)(first_token + t) * (size_t)args->n_heads +
+                                          (size_t)tile->kv_head * (size_t)group + (size_t)h) *
+                                             (size_t)dk;
+            if (gemm) {
+                for (int32_t d = 0; d < dk; d++)
+                    sc.q[(size_t)d * (size_t)rows_pad + (size_t)r] = src[d] * q_scale;
+            } else {
+                float *dst = sc.q + (size_t)r * (size_t)dk_pad;
+                for (int32_t d = 0; d < dk; d++)
+                    dst[d] = src[d] * q_scale;
+            }
+        }
+    }
+    for (int32_t r = 0; r < rows_pad; r++) {
+        sc.m[r] = -INFINITY;
+        sc.l[r] = 0.0f;
+        sc.lo[r] = 0;
+        sc.hi[r] = 0; /* padding rows see nothing */
+    }
+    memset(sc.o, 0, (size_t)rows * (size_t)dv_pad * sizeof(float));
+
+    const int64_t chunk_begin = tile->key_begin + (int64_t)task->chunk * tile->chunk_keys;
+    int64_t chunk_end = chunk_begin + tile->chunk_keys;
+    if (chunk_end > tile->key_end)
+        chunk_end = tile->key_end;
+
+    /* Row addresses of the first tile; inside the loop those of the next
+     * tile are computed and its lines prefetched into L2 while this one is
+     * worked on (pages are scattered, so the hardware prefetcher stops at
+     * every page end). */
+    const unsigned char **k_rows = sc.k_rows, **v_rows = sc.v_rows;
+    const unsigned char **k_next = sc.k_rows + keys, **v_next = sc.v_rows + keys;
+    x86_attn_tile_rows(kv, seq, tile->kv_head, chunk_begin, chunk_end, k_rows, v_rows, false);
+    for (int64_t k0 = chunk_begin; k0 < chunk_end; k0 += keys) {
+        const int32_t n = chunk_end - k0 < keys ? (int32_t)(chunk_end - k0) : keys;
+        if (k0 + keys < chunk_end) {
+            x86_attn_tile_rows(kv, seq, tile->kv_head, k0 + keys, chunk_end, k_next, v_next, true);
+        }
+        for (int32_t t = 0; t < tile->n_queries; t++) {
+            const int32_t lo = x86_attn_clamp_key(sc.token_lo[t] - k0, n);
+            const int32_t hi = x86_attn_clamp_key(sc.token_hi[t] - k0, n);
+            for (int32_t h = 0; h < group; h++) {
+                sc.lo[t * group + h] = lo;
+                sc.hi[t * group + h] = hi;
+            }
+        }
+        kern->load_rows(lay->format, k_rows, n, dk, dk_pad, sc.k);
+        if (gemm)
+            kern->qk_gemm(sc.q, rows_pad, dk_pad, sc.k, n, sc.s);
+        else
+            kern->qk_dot(sc.q, rows, rows_pad, dk_pad, sc.k, n, sc.s);
+        kern->load_rows(lay->format, v_rows, n, dv, dv_pad, sc.v);
+        kern->softmax(sc.s, rows_pad, n, sc.lo, sc.hi, softcap2, sc.m, sc.l, sc.corr);
+        kern->pv(sc.s, rows, rows_pad, n, sc.v, dv_pad, sc.corr, sc.o);
+
+        const unsigned char **swap = k_rows;
+        k_rows = k_next;
+        k_next = swap;
+        swap = v_rows;
+        v_rows = v_next;
+        v_next = swap;
+    }
+
+    if (tile->n_chunks == 1) {
+        for (int32_t r = 0; r < rows; r++) {
+            const int32_t t = r / group, h = tile->kv_head * group + r % group;
+            float *out = args->out +
+                         ((size_t)(first_token + t) * (size_t)args->n_heads + (size_t)h) * (size_t)dv;
+            const double sink2 = args->sinks ? (double)args->sinks[h] * X86_ATTN_LOG2E : 0.0;
+            x86_attn_finish_row(sc.o + (size_t)r * (size_t)dv_pad, dv, sc.m[r], sc.l[r],
+                                args->sinks ? &sink2 : NULL, out);
+        }
+        return;
+    }
+    const size_t slot_floats = 2 + (size_t)dv_pad;
+    float *slot = job->partials + tile->partial_floats +
+                  (size_t)task->chunk * (size_t)rows * slot_floats;
+    for (int32_t r = 0; r < rows; r++) {
+        float *dst = slot + (size_t)r * slot_floats;
+        dst[0] = sc.m[r];
+        dst[1] = sc.l[r];
+        memcpy(dst + 2, sc.o + (size_t)r * (size_t)dv_pad, (size_t)dv * sizeof(float));
+    }
+}
+
+/* ---- merge of a split tile's chunks, one row per task ------------------------------ */
+
+static void x86_attn_merge_row(void *arg, int64_t merge_row, int32_t thread)
+{
+    (void)thread;
+    const x86_attn_job *job = arg;
+    const moak_attention_args *args = job->args;
+    /* the split tile holding merge_row: the last whose first_merge_row <= it */
+    int32_t lo = 0, hi = job->n_split_tiles - 1;
+    while (lo < hi) {
+        const int32_t mid = lo + (hi - lo + 1) / 2;
+        if (job->tiles[job->split_tiles[mid]].first_merge_row <= merge_row)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    const x86_attn_tile *tile = &job->tiles[job->split_tiles[lo]];
+    const int32_t group = job->group;
+    const int32_t rows = tile->n_queries * group;
+    const int32_t r = (int32_t)(merge_row - tile->first_merge_row);
+    const int32_t t = r / group, h = tile->kv_head * group + r % group;
+    const int32_t dv = args->head_dim_v;
+    const size_t slot_floats = 2 + (size_t)job->dv_pad;
+    const float *first = job->partials + tile->partial_floats + (size_t)r * slot_floats;
+    const size_t chunk_stride = (size_t)rows * slot_floats;
+    const int64_t token = args->q_offsets[tile->seq_index] + tile->first_query + t;
+    float *out = args->out + ((size_t)token * (size_t)args->n_heads + (size_t)h) * (size_t)dv;
+    const double sink2 = args->sinks ? (double)args->sinks[h] * X86_ATTN_LOG2E : -INFINITY;
+
+    /* M = max over the chunks that saw a key (and the sink) */
+    double big = sink2;
+    for (int32_t c = 0; c < tile->n_chunks; c++) {
+        const float *p = first + (size_t)c * chunk_stride;
+        if (p[1] > 0.0f && (double)p[0] > big)
+            big = p[0];
+    }
+    for (int32_t d = 0; d < dv; d++)
+        out[d] = 0.0f;
+    if (big == -INFINITY)
+        return; /* no key and no sink: zeros, as the reference defines */
+    double denom = args->sinks ? exp2(sink2 - big) : 0.0;
+    for (int32_t c = 0; c < tile->n_chunks; c++) {
+        const float *p = first + (size_t)c * chunk_stride;
+        if (!(p[1] > 0.0f))
+            continue;
+        const double a = exp2((double)p[0] - big);
+        denom += (double)p[1] * a;
+        const float w = (float)a;
+        for (int32_t d = 0; d < dv; d++)
+            out[d] += w * p[2 + d];
+    }
+    const float inv = (float)(1.0 / denom);
+    for (int32_t d = 0; d < dv; d++)
+        out[d] *= inv;
+}
+
+/* ---- the plan ------------------------------------------------------------------------ */
+
+static int x86_attn_task_order(const void *a, const void *b)
+{
+    const x86_attn_task *x = a, *y = b;
+    if (x->work != y->work)
+        return x->work > y->work ? -1 : 1;
+    if (x->tile != y->tile)
+        return x->tile < y->tile ? -1 : 1;
+    return x->chunk < y->chunk ? -1 : (x->chunk > y->chunk);
+}
+
+static moak_status x86_attention_run(moak_x86_state *st, const moak_attention_args *args,
+                                     const x86_attn_kernels *kernels)
+{
+    const char *name = st->level == MOAK_X86_AVX512 ? "avx512" : "avx2";
+    const moak_kv_view *kv = args->kv;
+    if (!kv->host_layout)
+        return st->env.error(st->env.log_ctx, MOAK_ERR_UNSUPPORTED,
+                             "%s: attention needs a KV cache in the standard host layout", name);
+    if (args->q_offsets[args->n_seqs] == 0)
+        return MOAK_OK;
+
+    x86_attn_job job;
+    memset(&job, 0, sizeof(job));
+    job.args = args;
+    job.kernels = kernels;
+    job.st = st;
+    job.group = args->n_heads / args->n_kv_heads;
+    job.dk_pad = x86_attn_round_up(args->head_dim_k, kernels->pad_floats);
+    job.dv_pad = x86_attn_round_up(args->head_dim_v, kernels->pad_floats);
+    const int32_t queries_per_tile =
+        job.group >= X86_ATTN_TARGET_ROWS ? 1 : X86_ATTN_TARGET_ROWS / job.group;
+
+    /* 1. tiles: (sequence, KV head, run of queries_per_tile query tokens) */
+    int64_t n_tiles = 0;
+    for (int32_t i = 0; i < args->n_seqs; i++)
+        n_tiles += (int64_t)((args->q_lens[i] + queries_per_tile - 1) / queries_per_tile) *
+                   args->n_kv_heads;
+    moak_status status = MOAK_OK;
+    job.tiles = malloc((size_t)n_tiles * sizeof(*job.tiles));
+    job.split_tiles = malloc((size_t)n_tiles * sizeof(*job.split_tiles));
+    if (!job.tiles || !job.split_tiles) {
+        status = st->env.error(st->env.log_ctx, MOAK_ERR_OUT_OF_MEMORY,
+                               "%s: out of memory for the attention plan", name);
+        goto done;
+    }
+    double total_work = 0.0;
+    for (int32_t i = 0; i < args->n_seqs; i++) {
+        const int64_t len = kv->seq_lens[args->seq_ids[i]];
+        for (int32_t r0 = 0; r0 < args->q_lens[i]; r0 += queries_per_tile) {
+            const int32_t nq = args->q_lens[i] - r0 < queries_per_tile ? args->q_lens[i] - r0
+                                                                       : queries_per_tile;
+            int64_t kb = INT64_MAX, ke = 0;
+            for (int32_t t = 0; t < nq; t++) {
+                int64_t lo, hi;
+                x86_attn_visible(args, len, len - args->q_lens[i] + r0 + t, &lo, &hi);
+                if (lo < hi) {
+                    kb = lo < kb ? lo : kb;
+                    ke = hi > ke ? hi : ke;
+                }
+            }
+            if (kb > ke)
+                kb = ke = 0;
+            for (int32_t g = 0; g < args->n_kv_heads; g++) {
+                x86_attn_tile *tile = &job.tiles[job.n_tiles++];
+                tile->seq_index = i;
+                tile->kv_head = g;
+                tile->first_query = r0;
+                tile->n_queries = nq;
+                tile->key_begin = kb;
+                tile->key_end = ke;
+                tile->chunk_keys = ke - kb;
+                tile->n_chunks = 1;
+                total_work += (double)(nq * job.group) * (double)(ke - kb);
+            }
+            if (nq * job.group > job.max_rows)
+                job.max_rows = nq * job.group;
+            if (nq > job.max_queries)
+                job.max_queries = nq;
+        }
+    }
+
+    job.max_rows_pad = x86_attn_round_up(job.max_rows, 16);
+
+    /* 2. split tiles much longer than a fair share of the work into key chunks */
+    const int32_t n_threads = st->env.n_threads > 0 ? st->env.n_threads : 1;
+    const double share = total_work / (double)(n_threads * X86_ATTN_TASKS_PER_THREAD);
+    size_t partial_floats = 0;
+    for (int32_t ti = 0; ti < job.n_tiles; ti++) {
+        x86_attn_tile *tile = &job.tiles[ti];
+        const int32_t rows = tile->n_queries * job.group;
+        const int64_t range = tile->key_end - tile->key_begin;
+        if (n_threads == 1 || range < 2 * X86_ATTN_MIN_CHUNK_KEYS)
+            continue;
+        const double work = (double)rows * (double)range;
+        int64_t chunks = (int64_t)ceil(work / share);
+        if (chunks > range / X86_ATTN_MIN_CHUNK_KEYS)
+            chunks = range / X86_ATTN_MIN_CHUNK_KEYS;
+        if (chunks < 2)
+            continue;
+        int64_t chunk_keys = (range + chunks - 1) / chunks;
+        chunk_keys = (chunk_keys + X86_ATTN_KEYS_PER_TILE - 1) / X86_ATTN_KEYS_PER_TILE *
+                     X86_ATTN_KEYS_PER_TILE;
+        tile->chunk_keys = chunk_keys;
+        tile->n_chunks = (int32_t)((range + chunk_keys - 1) / chunk_keys);
+        if (tile->n_chunks < 2) {
+            tile->chunk_keys = range;
+            tile->n_chunks = 1;
+            continue;
+        }
+        tile->partial_floats = partial_floats;
+        tile->first_merge_row = job.n_merge_rows;
+        partial_floats += (size_t)tile->n_chunks * (size_t)rows * (2 + (size_t)job.dv_pad);
+        job.n_merge_rows += rows;
+        job.split_tiles[job.n_split_tiles++] = ti;
+    }
+
+    /* 3. tasks, biggest first */
+    for (int32_t ti = 0; ti < job.n_tiles; ti++)
+        job.n_tasks += job.tiles[ti].n_chunks;
+    job.tasks = malloc((size_t)job.n_tasks * sizeof(*job.tasks));
+    if (partial_floats > 0)
+        job.partials = malloc(partial_floats * sizeof(float));
+    if (!job.tasks || (partial_floats > 0 && !job.partials)) {
+        status = st->env.error(st->env.log_ctx, MOAK_ERR_OUT_OF_MEMORY,
+                               "%s: out of memory for attention partial results", name);
+        goto done;
+    }
+    int64_t n = 0;
+    for (int32_t ti = 0; ti < job.n_tiles; ti++) {
+        const x86_attn_tile *tile = &job.tiles[ti];
+        for (int32_t c = 0; c < tile->n_chunks; c++) {
+            int64_t keys = tile->key_end - tile->key_begin - (int64_t)c * tile->chunk_keys;
+            if (keys > tile->chunk_keys)
+                keys = tile->chunk_keys;
+            job.tasks[n].tile = ti;
+            job.tasks[n].chunk = c;
+            job.tasks[n].work = (int64_t)tile->n_queries * job.group * (keys + 1);
+            n++;
+        }
+    }
+    qsort(job.tasks, (size_t)job.n_tasks, sizeof(*job.tasks), x86_attn_task_order);
+
+    status = x86_attn_reserve_scratch(st, x86_attn_scratch_bytes(&job, NULL, NULL));
+    if (status != MOAK_OK)
+        goto done;
+
+    /* 4. run: every allocation is done, nothing below can fail */
+    st->env.parallel_for(st->env.pool, job.n_tasks, x86_attn_run_task, &job);
+    if (job.n_merge_rows > 0)
+        st->env.parallel_for(st->env.pool, job.n_merge_rows, x86_attn_merge_row, &job);
+
+done:
+    free(job.tiles);
+    free(job.split_tiles);
+    free(job.tasks);
+    free(job.partials);
+    return status;
+}
+
+#endif /* MOAK_X86_ATTENTION_COMMON_H */
