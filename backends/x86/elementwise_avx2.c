@@ -8,7 +8,7 @@
  *     exponent-field factors so denormal results stay right), sigmoid, plus
  *     the selection bias; the top-k is k passes of a vector arg-max (first
  *     index of the maximum, NaN keys skipped);
- *   - RMSNorm: sum of squares widened to double, the scaling in double;
+ *   - RMSNorm: sum of squares widened to double, the scaling in f32;
  *   - RoPE: sin/cos of the token's angles in double, 4 at a time (exact
  *     reduction by pi/2 below 1.5e6, Taylor polynomials to degree 15/16),
  *     then the rotation in f32, 8 lanes a step.
@@ -183,18 +183,18 @@ static double sum_squares_avx2(const float *x, int64_t n)
     return sum;
 }
 
+/* y = x * inv_rms * gamma in f32 (a few ulp from the reference's double
+ * product, far inside MOAK_BOUND_RMSNORM), 8 lanes a step. */
 static void scale_row_avx2(const float *x, const float *gamma, int64_t n, double inv_rms, float *y)
 {
-    const __m256d inv = _mm256_set1_pd(inv_rms);
-    int64_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        __m256d v = _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + i)), inv);
+    const __m256 inv = _mm256_set1_ps((float)inv_rms);
+    for (int64_t i = 0; i < n; i += 8) {
+        const __m256i m = lanes8_avx2(n - i);
+        __m256 v = _mm256_mul_ps(_mm256_maskload_ps(x + i, m), inv);
         if (gamma)
-            v = _mm256_mul_pd(v, _mm256_cvtps_pd(_mm_loadu_ps(gamma + i)));
-        _mm_storeu_ps(y + i, _mm256_cvtpd_ps(v));
+            v = _mm256_mul_ps(v, _mm256_maskload_ps(gamma + i, m));
+        _mm256_maskstore_ps(y + i, m, v);
     }
-    for (; i < n; i++)
-        y[i] = (float)((double)x[i] * inv_rms * (gamma ? (double)gamma[i] : 1.0));
 }
 
 /* ---- RoPE ------------------------------------------------------------------------------- */

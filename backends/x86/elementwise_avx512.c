@@ -7,7 +7,7 @@
  *     sigmoid, plus the selection bias; the top-k is k passes of a vector
  *     arg-max (first index of the maximum, NaN keys skipped);
  *   - RMSNorm: sum of squares widened to double (16 floats a step), the
- *     scaling in double, as the reference;
+ *     scaling in f32;
  *   - RoPE: sin/cos of the token's angles in double, 8 at a time (exact
  *     reduction by pi/2 for angles below 1.5e6, Taylor polynomials to
  *     degree 15/16, error < 1e-16), then the rotation in f32, 16 lanes a
@@ -163,16 +163,18 @@ static double sum_squares_avx512(const float *x, int64_t n)
     return _mm512_reduce_add_pd(_mm512_add_pd(acc0, acc1));
 }
 
+/* y = x * inv_rms * gamma in f32 (a few ulp from the reference's double
+ * product, far inside MOAK_BOUND_RMSNORM), 16 lanes a step. */
 static void scale_row_avx512(const float *x, const float *gamma, int64_t n, double inv_rms,
                              float *y)
 {
-    const __m512d inv = _mm512_set1_pd(inv_rms);
-    for (int64_t i = 0; i < n; i += 8) {
-        const __mmask8 m = lanes8_avx512(n - i);
-        __m512d v = _mm512_mul_pd(_mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, x + i)), inv);
+    const __m512 inv = _mm512_set1_ps((float)inv_rms);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = lanes16_avx512(n - i);
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), inv);
         if (gamma)
-            v = _mm512_mul_pd(v, _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, gamma + i)));
-        _mm256_mask_storeu_ps(y + i, m, _mm512_cvtpd_ps(v));
+            v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, gamma + i));
+        _mm512_mask_storeu_ps(y + i, m, v);
     }
 }
 

@@ -12,7 +12,7 @@
  * sit far inside the moak.h bounds:
  *   routing   scores and selection scores in double, as the reference, so
  *             the chosen ids only differ on double-rounding ties;
- *   RMSNorm   sum of squares in double, the scaling in double;
+ *   RMSNorm   sum of squares in double, the scaling in f32 (a few ulp);
  *   RoPE      angles pos * scale * base^(-2i/rotary) in double and their
  *             sin/cos by a double-precision kernel (libm beyond its range),
  *             cached per token for all heads; the rotation in f32.
@@ -45,7 +45,7 @@ typedef struct x86_elementwise_kernels {
     /* Index of the largest key, the lowest index among equals; NaN keys are
      * skipped (they mark experts out of the running); -1 if all are NaN. */
     int32_t (*arg_max)(const double *key, int32_t n);
-    /* RMSNorm, one row: sum of x^2 in double, then y = x * inv_rms * gamma. */
+    /* RMSNorm, one row: sum of x^2 in double, then y = x * inv_rms * gamma (f32). */
     double (*sum_squares)(const float *x, int64_t n);
     void (*scale_row)(const float *x, const float *gamma, int64_t n, double inv_rms, float *y);
     /* RoPE: cos/sin of pos * inv_freq[i] for i < half (pos already scaled). */
