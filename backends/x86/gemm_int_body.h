@@ -13,9 +13,9 @@
  * Tile: 2 vectors of rows (one panel of R = 2 * SIMD_LANES rows) per panel,
  * 1 or 2 panels, NT tokens, all of K.  Per 32-block, per 4 k: one weight
  * load per vector feeds NT dot products against a 4-byte activation
- * broadcast; the int32 block sums are then taken to f32 with the block's
- * weight scale times the activation scale, after removing the stored
- * offset as offset * sum(x_q).  With one token, the even and odd quads go
+ * broadcast; the int32 block sums (started from -offset * sum(x_q), which
+ * removes the stored offset) are then taken to f32 with the block's weight
+ * scale times the activation scale.  With one token, the even and odd quads go
  * to two accumulators so the dot-product chain is half as long (decode is
  * latency- then bandwidth-bound), and the weights of a few blocks ahead are
  * prefetched.  Reads exactly the panel's bytes; writes out[panel][t][R]. */
@@ -39,10 +39,12 @@ gemm_tile_body(const moak_x86_weight *w, const uint8_t *const *panels, const moa
     const int8_t *xq[GEMM_MAXT];
     const float *xd[GEMM_MAXT];
     const int32_t *xs[GEMM_MAXT];
+    const float *xds[GEMM_MAXT] __attribute__((unused));
     for (int t = 0; t < NT; t++) {
         xq[t] = act->q + rows[t] * act->k_padded;
         xd[t] = act->d + rows[t] * act->n_blocks;
         xs[t] = act->s + rows[t] * act->n_blocks;
+        xds[t] = act->ds + rows[t] * act->n_blocks;
     }
     const uint8_t *scales[2];
     for (int s = 0; s < S; s++)
@@ -65,7 +67,8 @@ gemm_tile_body(const moak_x86_weight *w, const uint8_t *const *panels, const moa
             for (int v = 0; v < 2; v++)
 #pragma GCC unroll 8
                 for (int t = 0; t < NT; t++) {
-                    iacc[s][v][t] = simd_i_zero();
+                    /* Start from -offset * sum(x_q): a broadcast load. */
+                    iacc[s][v][t] = GEMM_OFFSET != 0 ? simd_i_bcast4((const int8_t *)&xs[t][b]) : simd_i_zero();
                     if (split)
                         iacc2[s][v][t] = simd_i_zero();
                 }
@@ -149,11 +152,9 @@ gemm_tile_body(const moak_x86_weight *w, const uint8_t *const *panels, const moa
             }
 #pragma GCC unroll 8
         for (int t = 0; t < NT; t++) {
-            const float dx = xd[t][b];
-            const int32_t sx = xs[t][b];
-            const simd_f vdx = simd_f_set1(dx);
+            const simd_f vdx = simd_f_set1(xd[t][b]);
 #if GEMM_SCALES == GEMM_SCALES_GROUP
-            const simd_f vsum = simd_f_set1(dx * (float)sx);
+            const simd_f vsum = simd_f_set1(xds[t][b]);
 #endif
 #pragma GCC unroll 2
             for (int s = 0; s < S; s++)
@@ -162,8 +163,6 @@ gemm_tile_body(const moak_x86_weight *w, const uint8_t *const *panels, const moa
                     simd_i sum = iacc[s][v][t];
                     if (split)
                         sum = simd_i_add(sum, iacc2[s][v][t]);
-                    if (GEMM_OFFSET != 0)
-                        sum = simd_i_sub_scalar(sum, GEMM_OFFSET * sx);
 #if GEMM_SCALES == GEMM_SCALES_ROW
                     facc[s][v][t] = simd_f_fma(simd_f_from_i(sum), vdx, facc[s][v][t]);
 #else

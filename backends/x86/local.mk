@@ -1,5 +1,8 @@
 # backends/x86: the avx2 and avx512 backends.
 #
+# Attention, routing, rmsnorm and rope (attention_*.c, elementwise_*.c,
+# x86_supports_attention.c) are another engineer's files, listed here.
+#
 # ISA-neutral parts (tables, supports, packing, the matmul/MoE drivers) go
 # straight into libmoak with no ISA flags, so the library loads and answers
 # "not available" on an x86-64 without AVX2.  Every kernel file is compiled
@@ -16,7 +19,7 @@ x86_common_sources = \
 	backends/x86/x86_pack.c \
 	backends/x86/x86_matmul.c \
 	backends/x86/x86_moe.c \
-	backends/x86/x86_pending.c
+	backends/x86/x86_supports_attention.c
 
 x86_body_headers = \
 	backends/x86/gemm_int_body.h \
@@ -45,7 +48,11 @@ libx86_avx2_la_SOURCES = \
 	backends/x86/gemm_f16_avx2.c \
 	backends/x86/gemm_bf16_avx2.c \
 	backends/x86/quantize_act_avx2.c \
-	backends/x86/moe_glu_avx2.c
+	backends/x86/moe_glu_avx2.c \
+	backends/x86/x86_attention_common.h \
+	backends/x86/x86_elementwise_common.h \
+	backends/x86/attention_avx2.c \
+	backends/x86/elementwise_avx2.c
 libmoak_la_LIBADD += libx86_avx2.la
 
 if HAVE_AVXVNNI_FLAGS
@@ -76,6 +83,8 @@ libx86_avx512_la_SOURCES = \
 	backends/x86/gemm_f16_avx512.c \
 	backends/x86/gemm_bf16_avx512.c \
 	backends/x86/quantize_act_avx512.c \
-	backends/x86/moe_glu_avx512.c
+	backends/x86/moe_glu_avx512.c \
+	backends/x86/attention_avx512.c \
+	backends/x86/elementwise_avx512.c
 libmoak_la_LIBADD += libx86_avx512.la
 endif

@@ -1,13 +1,14 @@
 /* Activation quantization for the integer matmul kernels, AVX2: per block of
  * 32 floats, d = amax / 127, q = round-to-nearest-even(x * 127 / amax),
- * s = sum(q).  A partial last block is copied into a zero-padded buffer
+ * s = -offset * sum(q), ds = d * sum(q).  A partial last block is copied into a zero-padded buffer
  * first, so nothing past the row's end is read. */
 #include "config.h"
 #include "x86_kernels.h"
 #include "x86_simd_avx2.h"
 
 void moak_x86_avx2_quantize(const float *x, int64_t x_stride, int64_t cols, int64_t n_rows,
-                            int64_t k_padded, int8_t *q, float *d, int32_t *s);
+                            int64_t k_padded, int32_t offset, int8_t *q, float *d, int32_t *s,
+                              float *ds);
 
 static inline float hmax8(__m256 v)
 {
@@ -26,7 +27,8 @@ static inline int32_t hsum8(__m256i v)
 }
 
 void moak_x86_avx2_quantize(const float *x, int64_t x_stride, int64_t cols, int64_t n_rows,
-                            int64_t k_padded, int8_t *q, float *d, int32_t *s)
+                            int64_t k_padded, int32_t offset, int8_t *q, float *d, int32_t *s,
+                              float *ds)
 {
     const int64_t nb = k_padded / 32;
     const __m256 sign = _mm256_set1_ps(-0.0f);
@@ -61,7 +63,9 @@ void moak_x86_avx2_quantize(const float *x, int64_t x_stride, int64_t cols, int6
             bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
             _mm256_storeu_si256((__m256i *)(qr + k0), bytes);
             d[r * nb + b] = amax / 127.0f;
-            s[r * nb + b] = hsum8(_mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3)));
+            int32_t sum = hsum8(_mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3)));
+            s[r * nb + b] = -offset * sum;
+            ds[r * nb + b] = d[r * nb + b] * (float)sum;
         }
     }
 }

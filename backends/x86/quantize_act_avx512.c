@@ -1,16 +1,18 @@
 /* Activation quantization for the integer matmul kernels, AVX-512: per block
  * of 32 floats, d = amax / 127, q = round-to-nearest-even(x * 127 / amax),
- * s = sum(q).  A block past the row's end (K padding) is all zeros; a partial
+ * s = -offset * sum(q), ds = d * sum(q).  A block past the row's end (K padding) is all zeros; a partial
  * last block is read with a masked load, never past the row. */
 #include "config.h"
 #include "x86_kernels.h"
 #include "x86_simd_avx512.h"
 
 void moak_x86_avx512_quantize(const float *x, int64_t x_stride, int64_t cols, int64_t n_rows,
-                              int64_t k_padded, int8_t *q, float *d, int32_t *s);
+                              int64_t k_padded, int32_t offset, int8_t *q, float *d, int32_t *s,
+                              float *ds);
 
 void moak_x86_avx512_quantize(const float *x, int64_t x_stride, int64_t cols, int64_t n_rows,
-                              int64_t k_padded, int8_t *q, float *d, int32_t *s)
+                              int64_t k_padded, int32_t offset, int8_t *q, float *d, int32_t *s,
+                              float *ds)
 {
     const int64_t nb = k_padded / 32;
     for (int64_t r = 0; r < n_rows; r++) {
@@ -36,7 +38,9 @@ void moak_x86_avx512_quantize(const float *x, int64_t x_stride, int64_t cols, in
             _mm_storeu_si128((__m128i *)(qr + k0), _mm512_cvtsepi32_epi8(i0));
             _mm_storeu_si128((__m128i *)(qr + k0 + 16), _mm512_cvtsepi32_epi8(i1));
             d[r * nb + b] = amax / 127.0f;
-            s[r * nb + b] = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+            int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+            s[r * nb + b] = -offset * sum;
+            ds[r * nb + b] = d[r * nb + b] * (float)sum;
         }
     }
 }

@@ -26,8 +26,8 @@
                                    const moak_x86_act *, const int64_t *, int, float *);       \
     void moak_x86_##pre##_tile_bf16(const moak_x86_weight *, const uint8_t *const *, int,      \
                                     const moak_x86_act *, const int64_t *, int, float *);      \
-    void moak_x86_##pre##_quantize(const float *, int64_t, int64_t, int64_t, int64_t, int8_t *, \
-                                   float *, int32_t *);                                        \
+    void moak_x86_##pre##_quantize(const float *, int64_t, int64_t, int64_t, int64_t, int32_t,  \
+                                   int8_t *, float *, int32_t *, float *);                                     \
     void moak_x86_##pre##_glu(moak_activation, float, float, const float *, const float *,     \
                               int64_t, float *)
 
@@ -38,6 +38,7 @@ const moak_x86_kernels moak_x86_kernels_avx512 = {
     .name = "avx512-vnni",
     .panel_rows = 32,
     .max_tokens = {6, 3},
+    .dot8_offset = 128,
     .tile = {
         [MOAK_FORMAT_F32] = moak_x86_avx512_tile_f32,
         [MOAK_FORMAT_F16] = moak_x86_avx512_tile_f16,
@@ -60,6 +61,7 @@ const moak_x86_kernels moak_x86_kernels_avx2 = {
     .name = "avx2",
     .panel_rows = 16,
     .max_tokens = {2, 1},
+    .dot8_offset = 0,
     .tile = {
         [MOAK_FORMAT_F32] = moak_x86_avx2_tile_f32,
         [MOAK_FORMAT_F16] = moak_x86_avx2_tile_f16,
@@ -81,6 +83,7 @@ const moak_x86_kernels moak_x86_kernels_avx2_vnni = {
     .name = "avx2-vnni",
     .panel_rows = 16,
     .max_tokens = {2, 1},
+    .dot8_offset = 128,
     .tile = {
         [MOAK_FORMAT_F32] = moak_x86_avx2_tile_f32,
         [MOAK_FORMAT_F16] = moak_x86_avx2_tile_f16,

@@ -23,7 +23,9 @@
  * Activations of integer formats are quantized per block of 32 to int8
  * (symmetric, d = amax/127, round to nearest) with the block's sum of
  * quants kept for the offset and min terms; that is the whole accuracy cost
- * (about 2^-8 relative per element, far inside MOAK_BOUND_MATMUL_INT). */
+ * (about 2^-8 relative per element, far inside MOAK_BOUND_MATMUL_INT).
+ * The block's -offset * sum(x_q) is computed here once, so the kernel starts
+ * each int32 accumulator from it (a broadcast load, no vector ALU op). */
 #ifndef MOAK_X86_KERNELS_H
 #define MOAK_X86_KERNELS_H
 
@@ -66,7 +68,8 @@ static inline bool moak_x86_format_is_float(moak_format f)
 typedef struct moak_x86_act {
     const int8_t *q;             /* [rows][k_padded] */
     const float *d;              /* [rows][n_blocks] block scales */
-    const int32_t *s;            /* [rows][n_blocks] sums of each block's quants */
+    const int32_t *s;            /* [rows][n_blocks] -offset * (sum of the block's quants) */
+    const float *ds;             /* [rows][n_blocks] d * (sum of the block's quants) */
     int64_t k_padded;
     int64_t n_blocks;
     const float *f;              /* [rows][f_stride] */
@@ -82,10 +85,12 @@ typedef void (*moak_x86_tile_fn)(const moak_x86_weight *w, const uint8_t *const 
                                  int nt, float *out);
 
 /* Quantize n_rows rows of cols floats (row i at x + i * x_stride) into
- * k_padded int8 each (zeros past cols), d and s per block of 32. */
+ * k_padded int8 each (zeros past cols); per block of 32: d, s = -offset * sum
+ * (the term that removes the weights' stored offset, ready to be the int32
+ * accumulator's starting value) and ds = d * sum (for I4's min term). */
 typedef void (*moak_x86_quantize_fn)(const float *x, int64_t x_stride, int64_t cols,
-                                     int64_t n_rows, int64_t k_padded, int8_t *q,
-                                     float *d, int32_t *s);
+                                     int64_t n_rows, int64_t k_padded, int32_t offset,
+                                     int8_t *q, float *d, int32_t *s, float *ds);
 
 /* h[i] = act(g[i], u[i]) for i < n (moak.h's moak_activation). */
 typedef void (*moak_x86_glu_fn)(moak_activation act, float alpha, float limit,
@@ -95,6 +100,7 @@ typedef struct moak_x86_kernels {
     const char *name;            /* "avx512-vnni", "avx2-vnni", "avx2" */
     int32_t panel_rows;          /* R */
     int32_t max_tokens[2];       /* tokens per tile with 1 and with 2 panels */
+    int32_t dot8_offset;         /* offset of 8-bit quants the int8 dot leaves in (128 or 0) */
     moak_x86_tile_fn tile[MOAK_FORMAT_COUNT]; /* NULL = format not done */
     moak_x86_quantize_fn quantize;
     moak_x86_glu_fn glu;
@@ -121,7 +127,7 @@ void *moak_x86_op_buffer(moak_x86_state *st, int index, size_t bytes);
  * enough rows to pay for it (x86_matmul.c). */
 moak_status moak_x86_quantize_activations(moak_x86_state *st, int index, const float *x,
                                           int64_t x_stride, int64_t cols, int64_t n_rows,
-                                          int64_t k_padded, moak_x86_act *act);
+                                          const moak_x86_weight *w, moak_x86_act *act);
 
 /* K padded for a format: to 128 for I4_G128, to 32 for the other integer
  * formats, unchanged for floats. */

@@ -25,7 +25,9 @@ typedef struct quantize_job {
     int8_t *q;
     float *d;
     int32_t *s;
+    float *ds;
     int64_t k_padded, n_blocks;
+    int32_t offset;
 } quantize_job;
 
 static void quantize_task(void *arg, int64_t task, int32_t thread)
@@ -34,8 +36,9 @@ static void quantize_task(void *arg, int64_t task, int32_t thread)
     const quantize_job *j = arg;
     int64_t r0 = task * j->rows_per_task;
     int64_t n = j->n_rows - r0 < j->rows_per_task ? j->n_rows - r0 : j->rows_per_task;
-    j->kernels->quantize(j->x + r0 * j->x_stride, j->x_stride, j->cols, n, j->k_padded,
-                         j->q + r0 * j->k_padded, j->d + r0 * j->n_blocks, j->s + r0 * j->n_blocks);
+    j->kernels->quantize(j->x + r0 * j->x_stride, j->x_stride, j->cols, n, j->k_padded, j->offset,
+                         j->q + r0 * j->k_padded, j->d + r0 * j->n_blocks, j->s + r0 * j->n_blocks,
+                         j->ds + r0 * j->n_blocks);
 }
 
 /* Bytes of a quantized activation buffer for n_rows rows. */
@@ -43,13 +46,19 @@ static size_t act_bytes(int64_t n_rows, int64_t k_padded)
 {
     int64_t nb = k_padded / MOAK_X86_QBLOCK;
     size_t q = ((size_t)n_rows * (size_t)k_padded + 63) & ~(size_t)63;
-    return q + 2 * (((size_t)n_rows * (size_t)nb * 4 + 63) & ~(size_t)63);
+    return q + 3 * (((size_t)n_rows * (size_t)nb * 4 + 63) & ~(size_t)63);
 }
 
 moak_status moak_x86_quantize_activations(moak_x86_state *st, int index, const float *x,
                                           int64_t x_stride, int64_t cols, int64_t n_rows,
-                                          int64_t k_padded, moak_x86_act *act)
+                                          const moak_x86_weight *w, moak_x86_act *act)
 {
+    const int64_t k_padded = w->k_padded;
+    int32_t offset = 0;
+    if (w->format == MOAK_FORMAT_Q8_0 || w->format == MOAK_FORMAT_I8_ROW)
+        offset = st->kernels->dot8_offset;
+    else if (w->format == MOAK_FORMAT_Q4_0)
+        offset = 8;
     uint8_t *buf = moak_x86_op_buffer(st, index, act_bytes(n_rows, k_padded));
     if (!buf)
         return st->env.error(st->env.log_ctx, MOAK_ERR_OUT_OF_MEMORY,
@@ -60,7 +69,7 @@ moak_status moak_x86_quantize_activations(moak_x86_state *st, int index, const f
     size_t ds_bytes = ((size_t)n_rows * (size_t)nb * 4 + 63) & ~(size_t)63;
     quantize_job job = {st->kernels, x, x_stride, cols, n_rows, 0,
                         (int8_t *)buf, (float *)(buf + q_bytes), (int32_t *)(buf + q_bytes + ds_bytes),
-                        k_padded, nb};
+                        (float *)(buf + q_bytes + 2 * ds_bytes), k_padded, nb, offset};
     /* About 64 KB of floats per task; one task (inline) for decode. */
     int64_t per = 16384 / (cols > 0 ? cols : 1);
     job.rows_per_task = per < 1 ? 1 : per;
@@ -73,6 +82,7 @@ moak_status moak_x86_quantize_activations(moak_x86_state *st, int index, const f
     act->q = job.q;
     act->d = job.d;
     act->s = job.s;
+    act->ds = job.ds;
     act->k_padded = k_padded;
     act->n_blocks = nb;
     return MOAK_OK;
@@ -141,8 +151,8 @@ moak_status moak_x86_matmul(void *state, const moak_matmul_args *args)
         job.act.f = args->x;
         job.act.f_stride = w->cols;
     } else {
-        moak_status s = moak_x86_quantize_activations(st, 0, args->x, w->cols, w->cols, args->m,
-                                                      w->k_padded, &job.act);
+        moak_status s = moak_x86_quantize_activations(st, 0, args->x, w->cols, w->cols, args->m, w,
+                                                      &job.act);
         if (s != MOAK_OK)
             return s;
     }

@@ -129,7 +129,7 @@ moak_status moak_x86_moe_ffn(void *state, const moak_moe_args *a)
         job.act_x.f_stride = a->hidden;
     } else {
         s = moak_x86_quantize_activations(st, 0, a->x, a->hidden, a->hidden, a->n_tokens,
-                                          job.gate->k_padded, &job.act_x);
+                                          job.gate, &job.act_x);
         if (s != MOAK_OK)
             return s;
     }
@@ -139,8 +139,8 @@ moak_status moak_x86_moe_ffn(void *state, const moak_moe_args *a)
         job.act_h.f = job.h;
         job.act_h.f_stride = a->inter;
     } else {
-        s = moak_x86_quantize_activations(st, 2, job.h, a->inter, a->inter, n_pairs,
-                                          job.down->k_padded, &job.act_h);
+        s = moak_x86_quantize_activations(st, 2, job.h, a->inter, a->inter, n_pairs, job.down,
+                                          &job.act_h);
         if (s != MOAK_OK)
             return s;
     }
