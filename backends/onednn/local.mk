@@ -1,1 +1,26 @@
-# rules for backends/onednn (filled in by its owner)
+# The onednn backend (backends/onednn, issue 4): oneDNN 2.6 matmul
+# primitives for matmul and the MoE FFN.
+#
+# Debian's libdnnl has no pkg-config file (configure finds dnnl.h and
+# -ldnnl, see ONEDNN_LIBS) and is built for the OpenMP runtime (libgomp).
+# The backend's own row loops run on that same OpenMP team, so its files
+# are compiled with -fopenmp and libmoak links libgomp explicitly: the
+# runtime must be the one libdnnl uses, never a second one.
+ONEDNN_SOURCES = \
+	backends/onednn/onednn_internal.h \
+	backends/onednn/onednn_backend.c \
+	backends/onednn/onednn_runtime.c \
+	backends/onednn/onednn_primitive_cache.c \
+	backends/onednn/onednn_weights.c \
+	backends/onednn/onednn_rows.c \
+	backends/onednn/onednn_matmul.c \
+	backends/onednn/onednn_moe.c
+
+if BUILD_ONEDNN
+noinst_LTLIBRARIES += backends/onednn/libmoak_onednn.la
+backends_onednn_libmoak_onednn_la_SOURCES = $(ONEDNN_SOURCES)
+backends_onednn_libmoak_onednn_la_CFLAGS = $(AM_CFLAGS) -fopenmp
+libmoak_la_LIBADD += backends/onednn/libmoak_onednn.la $(ONEDNN_LIBS) -lgomp
+else
+EXTRA_DIST += $(ONEDNN_SOURCES)
+endif

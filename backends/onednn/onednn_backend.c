@@ -1,0 +1,126 @@
+/*
+ * The onednn backend's table: availability, lifetime and the supports()
+ * question.
+ *
+ * oneDNN 2.6 (Debian's libdnnl) runs moak's matmul and MoE FFN for the
+ * formats it computes natively (F32, BF16, I8_ROW; see onednn_weights.c)
+ * and, with MOAK_CONTEXT_ALLOW_WEIGHT_EXPANSION, for every other weight
+ * format expanded to f32 at creation.  It has no fused attention, and
+ * routing, RMSNorm and RoPE are elementwise work that the hand-written
+ * backends do better: those are declined so the dispatcher falls through.
+ * The KV cache, should another backend use it, is the core's host layout.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "onednn_internal.h"
+
+static bool onednn_available(const moak_hw_info *hw, char *why, size_t why_len)
+{
+    (void)hw;
+    /* The library is linked in; it is usable when it offers a CPU engine. */
+    if (dnnl_engine_get_count(dnnl_cpu) < 1) {
+        snprintf(why, why_len, "oneDNN reports no CPU engine");
+        return false;
+    }
+    return true;
+}
+
+static moak_status onednn_init(const moak_backend_env *env, void **out)
+{
+    onednn_state *st = calloc(1, sizeof(*st));
+    if (!st)
+        return env->error ? env->error(env->log_ctx, MOAK_ERR_OUT_OF_MEMORY, "onednn: out of memory")
+                          : MOAK_ERR_OUT_OF_MEMORY;
+    st->env = *env;
+    moak_status status = MOAK_OK;
+    onednn_apply_isa_cap(st);
+    ONEDNN_TRY(st, status, fail, dnnl_engine_create(&st->engine, dnnl_cpu, 0), "dnnl_engine_create (cpu)");
+    ONEDNN_TRY(st, status, fail, dnnl_stream_create(&st->stream, st->engine, dnnl_stream_default_flags),
+               "dnnl_stream_create");
+    onednn_threads_warm_team(st);
+    const dnnl_version_t *v = dnnl_version();
+    if (v)
+        onednn_log(st, MOAK_LOG_INFO, "oneDNN %d.%d.%d, %d OpenMP threads", v->major, v->minor, v->patch,
+                   (int)env->n_threads);
+    *out = st;
+    return MOAK_OK;
+fail:
+    if (st->stream)
+        dnnl_stream_destroy(st->stream);
+    if (st->engine)
+        dnnl_engine_destroy(st->engine);
+    free(st);
+    return status;
+}
+
+static void onednn_fini(void *state)
+{
+    onednn_state *st = state;
+    if (!st)
+        return;
+    onednn_cache_clear(st);
+    onednn_buffers_free(st);
+    if (st->stream)
+        dnnl_stream_destroy(st->stream);
+    if (st->engine)
+        dnnl_engine_destroy(st->engine);
+    if (st->env.log)
+        onednn_log(st, MOAK_LOG_DEBUG, "primitive cache: %llu hits, %llu misses",
+                   (unsigned long long)st->cache_hits, (unsigned long long)st->cache_misses);
+    free(st);
+}
+
+static bool say_no(char *why, size_t why_len, const char *reason)
+{
+    if (why && why_len)
+        snprintf(why, why_len, "%s", reason);
+    return false;
+}
+
+static bool onednn_supports(void *state, const moak_op_shape *shape, char *why, size_t why_len)
+{
+    const onednn_state *st = state;
+    switch (shape->op) {
+    case MOAK_OP_MATMUL:
+    case MOAK_OP_MOE_FFN: {
+        onednn_kind kind;
+        onednn_route route;
+        if (onednn_format_route(shape->format, shape->k > 0 ? shape->k : 1, &kind, &route, why, why_len))
+            return true;
+        /* The reason is written; expansion makes every format computable. */
+        return (st->env.context_flags & MOAK_CONTEXT_ALLOW_WEIGHT_EXPANSION) != 0;
+    }
+    case MOAK_OP_ATTENTION:
+        return say_no(why, why_len, "oneDNN 2.6 has no fused attention");
+    case MOAK_OP_MOE_ROUTE:
+        return say_no(why, why_len, "the onednn backend does not route (left to the hand-written backends)");
+    case MOAK_OP_RMSNORM:
+    case MOAK_OP_ROPE:
+        return say_no(why, why_len, "the onednn backend does not run rmsnorm/rope (left to the hand-written backends)");
+    default:
+        return say_no(why, why_len, "unknown op");
+    }
+}
+
+const moak_backend_ops moak_backend_onednn = {
+    .abi_version = MOAK_BACKEND_ABI_VERSION,
+    .name = "onednn",
+    .description = "oneDNN matmul primitives: f32, bf16 and int8 (I8_ROW) matmul and MoE FFN",
+    .host_memory = true,
+    .available = onednn_available,
+    .init = onednn_init,
+    .fini = onednn_fini,
+    .supports = onednn_supports,
+    .weight_pack = onednn_weight_pack,
+    .weight_free = onednn_weight_free,
+    .kv_create = NULL,
+    .kv_free = NULL,
+    .kv_write = NULL,
+    .matmul = onednn_matmul,
+    .moe_ffn = onednn_moe_ffn,
+    .moe_route = NULL,
+    .attention = NULL,
+    .rmsnorm = NULL,
+    .rope = NULL,
+};

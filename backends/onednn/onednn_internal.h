@@ -1,0 +1,221 @@
+/*
+ * What the files of the oneDNN backend share.
+ *
+ * The backend runs moak's matmul and MoE FFN on oneDNN 2.6 matmul
+ * primitives (the C API of dnnl.h).  Three compute kinds exist, each one a
+ * data-type pairing that oneDNN 2.6 computes natively on x86:
+ *   F32   f32 activations x f32 weights            (F32, and expanded formats)
+ *   BF16  bf16 activations (rounded, RNE) x bf16 weights
+ *   S8    s8 activations (symmetric per row) x s8 weights, s32 accumulation;
+ *         moak applies the activation row scale, the weight row scale and
+ *         the bias in C afterwards (see onednn_rows.c for why).
+ * Everything parallel runs on oneDNN's OpenMP team (the backend's own loops
+ * are OpenMP loops on the same team), so moak's pool sleeps meanwhile.
+ */
+#ifndef MOAK_ONEDNN_INTERNAL_H
+#define MOAK_ONEDNN_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <dnnl.h>
+
+#include "moak_backend.h"
+
+/* ---- compute kinds ----------------------------------------------------------- */
+
+typedef enum onednn_kind {
+    ONEDNN_KIND_F32 = 0,
+    ONEDNN_KIND_BF16 = 1,
+    ONEDNN_KIND_S8 = 2
+} onednn_kind;
+
+/* Bytes of one activation element of the kind (4, 2, 1). */
+size_t onednn_kind_elem_bytes(onednn_kind kind);
+dnnl_data_type_t onednn_kind_dnnl_type(onednn_kind kind);
+const char *onednn_kind_name(onednn_kind kind);
+
+/* How a weight format reaches oneDNN: computed natively, expanded to f32 at
+ * creation (only with MOAK_CONTEXT_ALLOW_WEIGHT_EXPANSION), or not at all. */
+typedef enum onednn_route {
+    ONEDNN_ROUTE_NATIVE,
+    ONEDNN_ROUTE_EXPAND_F32
+} onednn_route;
+
+/* The kind and route of a weight format; false when the format can only be
+ * expanded and why explains it (with the growth factor for k columns). */
+bool onednn_format_route(moak_format format, int64_t k, onednn_kind *kind, onednn_route *route,
+                         char *why, size_t why_len);
+/* How many times larger the f32 expansion of one row of `format` is. */
+double onednn_expansion_growth(moak_format format, int64_t k);
+
+/* ---- packed weights (onednn_weights.c) -------------------------------------------- */
+
+typedef struct onednn_weight {
+    onednn_kind kind;
+    moak_format source_format;
+    int64_t n_experts;
+    int64_t n;                    /* rows of W: output features */
+    int64_t k;                    /* cols of W: input features */
+    /* The layout oneDNN chose for one expert's {k, n} weights (format `any`
+     * resolved once, at creation); every primitive that runs on the weight
+     * is created with exactly this descriptor. */
+    dnnl_memory_desc_t layout;
+    dnnl_memory_t *experts;       /* [n_experts], each in `layout` */
+    float *row_scales;            /* S8 only: [n_experts][n] */
+} onednn_weight;
+
+/* ---- backend state ------------------------------------------------------------------ */
+
+/* One primitive of the cache: a matmul for one (kind, rows class, k, n,
+ * bias) and the memory objects its calls re-point at their buffers. */
+typedef struct onednn_matmul_entry {
+    bool used;
+    onednn_kind kind;
+    int64_t m;                    /* rows; DNNL_RUNTIME_DIM_VAL for "any" */
+    int64_t k, n;
+    bool bias;
+    dnnl_memory_desc_t weights_md;
+    dnnl_primitive_t primitive;
+    dnnl_memory_t src, dst, bias_mem;
+    uint64_t last_use;
+} onednn_matmul_entry;
+
+#define ONEDNN_CACHE_ENTRIES 96
+
+/* Growable host buffers reused across calls (one op runs at a time per
+ * context, so one set per backend state is enough). */
+typedef enum onednn_buffer_id {
+    ONEDNN_BUF_SRC,               /* prepared activations (f32, bf16 or s8) */
+    ONEDNN_BUF_SRC_SCALES,        /* S8 activation row scales */
+    ONEDNN_BUF_DST,               /* raw primitive output (s32 or f32) */
+    ONEDNN_BUF_GATE,              /* MoE: gate projection, f32 */
+    ONEDNN_BUF_UP,                /* MoE: up projection, f32 */
+    ONEDNN_BUF_HIDDEN,            /* MoE: GLU output, f32 */
+    ONEDNN_BUF_DOWN,              /* MoE: down projection, f32 */
+    ONEDNN_BUF_ACCUM,             /* MoE: weighted sum per token, f32 */
+    ONEDNN_BUF_INDEX,             /* MoE: token index of each gathered row */
+    ONEDNN_BUF_COUNT
+} onednn_buffer_id;
+
+typedef struct onednn_state {
+    moak_backend_env env;
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    onednn_matmul_entry cache[ONEDNN_CACHE_ENTRIES];
+    uint64_t cache_clock;
+    uint64_t cache_hits, cache_misses;
+    void *buffers[ONEDNN_BUF_COUNT];
+    size_t buffer_bytes[ONEDNN_BUF_COUNT];
+    int saved_omp_threads;        /* the caller's OpenMP setting, restored on leave */
+} onednn_state;
+
+/* ---- runtime services (onednn_runtime.c) --------------------------------------------- */
+
+/* Record an error through env->error, prefixed "onednn: ". */
+moak_status onednn_error(const onednn_state *st, moak_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* A failed dnnl call: MOAK_ERR_BACKEND (MOAK_ERR_OUT_OF_MEMORY for
+ * dnnl_out_of_memory) with oneDNN's status name and what was being done. */
+moak_status onednn_dnnl_failed(const onednn_state *st, dnnl_status_t status, const char *what);
+void onednn_log(const onednn_state *st, moak_log_level level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Call the dnnl function; on failure leave the enclosing function through
+ * `label` with `status` set.  Used where several objects must be freed. */
+#define ONEDNN_TRY(st, status, label, call, what)                        \
+    do {                                                                 \
+        dnnl_status_t dnnl_status_ = (call);                             \
+        if (dnnl_status_ != dnnl_success) {                              \
+            (status) = onednn_dnnl_failed((st), dnnl_status_, (what));   \
+            goto label;                                                  \
+        }                                                                \
+    } while (0)
+
+/* Set oneDNN's OpenMP thread count to the context's for the duration of
+ * one op (the caller's own setting is put back by leave). */
+void onednn_threads_enter(onednn_state *st);
+void onednn_threads_leave(onednn_state *st);
+/* Start the OpenMP team from a thread whose affinity allows every CPU, so
+ * workers do not inherit the one-core binding of the context's creator. */
+void onednn_threads_warm_team(const onednn_state *st);
+/* Cap oneDNN's ISA to what moak uses when MOAK_ISA_MAX is in force. */
+void onednn_apply_isa_cap(const onednn_state *st);
+
+/* A buffer of at least `bytes`, 64-byte aligned, kept for later calls;
+ * NULL (with the error recorded) when memory runs out. */
+void *onednn_buffer(onednn_state *st, onednn_buffer_id id, size_t bytes);
+void onednn_buffers_free(onednn_state *st);
+/* a * b * c in size_t, false on overflow. */
+bool onednn_mul_size3(size_t a, size_t b, size_t c, size_t *out);
+
+/* ---- primitive cache (onednn_primitive_cache.c) ----------------------------------- */
+
+/* The largest class: longer batches run in chunks of this many rows. */
+#define ONEDNN_MAX_CLASS_ROWS 512
+/* Rows of the primitive that runs m rows of `kind` (m <= ONEDNN_MAX_CLASS_ROWS);
+ * DNNL_RUNTIME_DIM_VAL when one primitive serves every m. */
+int64_t onednn_class_rows(onednn_kind kind, int64_t m);
+/* Rows of activations to prepare for m rows: the class, or m itself when
+ * the kind's primitive takes any m. */
+int64_t onednn_padded_rows(onednn_kind kind, int64_t m);
+/* Look up (create on a miss) the primitives of every chunk of an m-row call. */
+moak_status onednn_prefetch_primitives(onednn_state *st, const onednn_weight *w, bool bias, int64_t m);
+/* The weight layout oneDNN picks for (kind, k, n). */
+moak_status onednn_pick_weight_layout(onednn_state *st, onednn_kind kind, int64_t k, int64_t n,
+                                      dnnl_memory_desc_t *layout);
+/* The cached primitive for (kind, class rows, weights, bias), created on a miss. */
+moak_status onednn_matmul_lookup(onednn_state *st, onednn_kind kind, int64_t class_rows,
+                                 const dnnl_memory_desc_t *weights_md, int64_t k, int64_t n,
+                                 bool bias, onednn_matmul_entry **entry);
+void onednn_cache_clear(onednn_state *st);
+
+/* ---- rows in C (onednn_rows.c): activation preparation and epilogues ---------------- */
+
+/* The source of `rows` activation rows of length k: row r is
+ * base + index[r] * k, or base + r * k when index is NULL. */
+typedef struct onednn_rows_in {
+    const float *base;
+    const int32_t *index;
+    int64_t rows;
+    int64_t k;
+} onednn_rows_in;
+
+/* Write `padded_rows` rows of prepared activations of `kind` into dst
+ * (rows past in->rows are zero): F32 copies, BF16 rounds to nearest even,
+ * S8 quantizes each row symmetrically (scale = amax/127) and writes its
+ * scale into scales[r] (0 for the padding). */
+void onednn_prepare_rows(const onednn_state *st, onednn_kind kind, const onednn_rows_in *in,
+                         int64_t padded_rows, void *dst, float *scales);
+/* S8 epilogue: out[r][j] = acc[r][j] * (act_scales[r] * w_scales[j]) + bias[j]. */
+void onednn_s8_epilogue(const onednn_state *st, const int32_t *acc, int64_t rows, int64_t n,
+                        const float *act_scales, const float *w_scales, const float *bias,
+                        float *out);
+/* h = act(gate, up) elementwise over rows x n (moak.h's three GLUs). */
+void onednn_glu(const onednn_state *st, const moak_moe_args *args, const float *gate,
+                const float *up, int64_t rows, int64_t n, float *h);
+/* accum[token[r]][j] += weight[r] * down[r][j]; rows in order for each column. */
+void onednn_accumulate(const onednn_state *st, const float *down, int64_t rows, int64_t n,
+                       const int32_t *token, const float *weight, float *accum);
+
+/* ---- ops ---------------------------------------------------------------------------------- */
+
+/* out[m][n] = prepared activations x W[expert]^T (+ scales, + bias).
+ * src holds class_rows(kind, m) rows (m rows for a runtime-rows kind) as
+ * written by onednn_prepare_rows; m <= ONEDNN_MAX_CLASS_ROWS. */
+moak_status onednn_gemm(onednn_state *st, const onednn_weight *w, int64_t expert,
+                        const float *bias, const void *src, const float *src_scales, int64_t m,
+                        float *out);
+moak_status onednn_matmul(void *state, const moak_matmul_args *args);
+moak_status onednn_moe_ffn(void *state, const moak_moe_args *args);
+moak_status onednn_weight_pack(void *state, const moak_weight_desc *desc, void **packed);
+void onednn_weight_free(void *state, void *packed);
+
+#endif

@@ -1,0 +1,240 @@
+/*
+ * The row work the oneDNN backend does in C around its matmul primitives:
+ * preparing activations (copy, bf16 rounding, per-row s8 quantization),
+ * the s8 epilogue, the GLUs of the MoE FFN and the weighted sum back per
+ * token.
+ *
+ * Why the s8 epilogue is here and not in oneDNN: oneDNN 2.6 takes per-column
+ * output scales (the weight rows) as an attribute, but a primitive created
+ * with runtime scale values falls back from brgemm to gemm:jit, baking the
+ * values in would make one primitive per weight (per expert), and a per-row
+ * scale (the activation rows) as a binary post-op of shape [m][1] falls back
+ * to the reference implementation (ref_int8, about 10^4 times slower).  So
+ * the primitive writes the exact s32 sums and this file scales them.
+ *
+ * Every loop runs on oneDNN's OpenMP team (static schedules; each element's
+ * value does not depend on which thread computed it), so results are the
+ * same for every thread count.  The files of this backend are compiled for
+ * baseline x86-64: exp and erf are evaluated by short polynomials that the
+ * compiler vectorizes, not by libm calls.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "onednn_internal.h"
+
+/* Below this many elements a loop stays on the calling thread: waking the
+ * team costs more than the work. */
+#define ONEDNN_PARALLEL_MIN_ELEMS 32768
+
+static int team_size(const onednn_state *st) { return st->env.n_threads > 0 ? st->env.n_threads : 1; }
+
+/* ---- activation preparation ----------------------------------------------------- */
+
+/* Round to nearest, ties to even, for |v| < 2^22: adding and removing
+ * 1.5 * 2^23 leaves the integer part in the mantissa. */
+static inline float round_even(float v)
+{
+    const float magic = 12582912.0f; /* kept: moak is never built with -ffast-math */
+    return (v + magic) - magic;
+}
+
+static inline uint16_t bf16_round(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof(u));
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((u >> 16) | 0x40u); /* NaN stays a (quiet) NaN */
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+static void prepare_one_row(onednn_kind kind, const float *x, int64_t k, void *dst_row, float *scale)
+{
+    switch (kind) {
+    case ONEDNN_KIND_F32:
+        memcpy(dst_row, x, (size_t)k * sizeof(float));
+        return;
+    case ONEDNN_KIND_BF16: {
+        uint16_t *d = dst_row;
+        for (int64_t i = 0; i < k; i++)
+            d[i] = bf16_round(x[i]);
+        return;
+    }
+    case ONEDNN_KIND_S8: {
+        int8_t *d = dst_row;
+        float amax = 0.0f;
+        for (int64_t i = 0; i < k; i++) {
+            float a = fabsf(x[i]);
+            amax = a > amax ? a : amax;
+        }
+        float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        for (int64_t i = 0; i < k; i++) {
+            float q = round_even(x[i] * inv);
+            q = q > 127.0f ? 127.0f : (q < -127.0f ? -127.0f : q);
+            d[i] = (int8_t)q;
+        }
+        *scale = amax / 127.0f;
+        return;
+    }
+    }
+}
+
+void onednn_prepare_rows(const onednn_state *st, onednn_kind kind, const onednn_rows_in *in,
+                         int64_t padded_rows, void *dst, float *scales)
+{
+    const size_t row_bytes = (size_t)in->k * onednn_kind_elem_bytes(kind);
+    const int64_t rows = in->rows;
+    const int threads = team_size(st);
+#pragma omp parallel for schedule(static) num_threads(threads) \
+    if (rows * in->k >= ONEDNN_PARALLEL_MIN_ELEMS)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t src_row = in->index ? in->index[r] : r;
+        float scale = 0.0f;
+        prepare_one_row(kind, in->base + src_row * in->k, in->k, (char *)dst + (size_t)r * row_bytes, &scale);
+        if (scales)
+            scales[r] = scale;
+    }
+    if (padded_rows > rows) {
+        memset((char *)dst + (size_t)rows * row_bytes, 0, (size_t)(padded_rows - rows) * row_bytes);
+        if (scales)
+            for (int64_t r = rows; r < padded_rows; r++)
+                scales[r] = 0.0f;
+    }
+}
+
+/* ---- s8 epilogue ---------------------------------------------------------------------- */
+
+void onednn_s8_epilogue(const onednn_state *st, const int32_t *acc, int64_t rows, int64_t n,
+                        const float *act_scales, const float *w_scales, const float *bias,
+                        float *out)
+{
+    const int threads = team_size(st);
+#pragma omp parallel for schedule(static) num_threads(threads) if (rows * n >= ONEDNN_PARALLEL_MIN_ELEMS)
+    for (int64_t r = 0; r < rows; r++) {
+        const int32_t *a = acc + r * n;
+        float *o = out + r * n;
+        const float s = act_scales[r];
+        if (bias) {
+#pragma omp simd
+            for (int64_t j = 0; j < n; j++)
+                o[j] = (float)a[j] * (s * w_scales[j]) + bias[j];
+        } else {
+#pragma omp simd
+            for (int64_t j = 0; j < n; j++)
+                o[j] = (float)a[j] * (s * w_scales[j]);
+        }
+    }
+}
+
+/* ---- GLUs ------------------------------------------------------------------------------------ */
+
+/* e^x with a relative error below 2e-7 over the float range: x = n ln2 + r,
+ * |r| <= ln2/2, e^r by its degree-6 Taylor polynomial, 2^n through the
+ * exponent bits.  Saturates at e^-87.3 and e^88.7; NaN stays NaN. */
+static inline float exp_poly(float x)
+{
+    const float log2e = 1.44269504089f;
+    const float ln2_hi = 0.693145751953125f;  /* ln 2 split so that n * ln2_hi is exact */
+    const float ln2_lo = 1.42860682030941723e-6f;
+    x = x < -87.3f ? -87.3f : x;
+    x = x > 88.7f ? 88.7f : x;
+    float n = round_even(x * log2e);
+    float r = (x - n * ln2_hi) - n * ln2_lo;
+    float p = 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float two_n;
+    memcpy(&two_n, &bits, sizeof(two_n));
+    return p * two_n;
+}
+
+/* erf(x), absolute error below 2e-7 (Abramowitz & Stegun 7.1.26). */
+static inline float erf_poly(float x)
+{
+    float a = fabsf(x);
+    float t = 1.0f / (1.0f + 0.3275911f * a);
+    float p = 1.061405429f;
+    p = p * t - 1.453152027f;
+    p = p * t + 1.421413741f;
+    p = p * t - 0.284496736f;
+    p = p * t + 0.254829592f;
+    float y = 1.0f - p * t * exp_poly(-a * a);
+    return x < 0.0f ? -y : y;
+}
+
+void onednn_glu(const onednn_state *st, const moak_moe_args *args, const float *gate,
+                const float *up, int64_t rows, int64_t n, float *h)
+{
+    const int64_t total = rows * n;
+    const int threads = team_size(st);
+    const float alpha = args->swiglu_alpha;
+    const float limit = args->swiglu_limit;
+    const moak_activation act = args->activation;
+    /* Blocks of 4096 elements: the unit of the static schedule. */
+    const int64_t block = 4096;
+    const int64_t n_blocks = (total + block - 1) / block;
+#pragma omp parallel for schedule(static) num_threads(threads) if (total >= ONEDNN_PARALLEL_MIN_ELEMS)
+    for (int64_t b = 0; b < n_blocks; b++) {
+        const int64_t lo = b * block;
+        const int64_t hi = lo + block < total ? lo + block : total;
+        switch (act) {
+        case MOAK_ACT_SILU_GLU:
+#pragma omp simd
+            for (int64_t i = lo; i < hi; i++) {
+                float g = gate[i];
+                h[i] = g / (1.0f + exp_poly(-g)) * up[i];
+            }
+            break;
+        case MOAK_ACT_GELU_GLU:
+#pragma omp simd
+            for (int64_t i = lo; i < hi; i++) {
+                float g = gate[i];
+                h[i] = 0.5f * g * (1.0f + erf_poly(g * 0.70710678118654752f)) * up[i];
+            }
+            break;
+        case MOAK_ACT_SWIGLU_OAI:
+#pragma omp simd
+            for (int64_t i = lo; i < hi; i++) {
+                float g = gate[i];
+                float u = up[i];
+                g = g > limit ? limit : g;
+                u = u > limit ? limit : u;
+                u = u < -limit ? -limit : u;
+                h[i] = (u + 1.0f) * g / (1.0f + exp_poly(-alpha * g));
+            }
+            break;
+        }
+    }
+}
+
+/* ---- weighted sum back per token --------------------------------------------------------- */
+
+void onednn_accumulate(const onednn_state *st, const float *down, int64_t rows, int64_t n,
+                       const int32_t *token, const float *weight, float *accum)
+{
+    /* Columns are split between threads, rows are added in order: every
+     * element sees the same additions in the same order whatever the team. */
+    const int64_t block = 256;
+    const int64_t n_blocks = (n + block - 1) / block;
+    const int threads = team_size(st);
+#pragma omp parallel for schedule(static) num_threads(threads) if (rows * n >= ONEDNN_PARALLEL_MIN_ELEMS)
+    for (int64_t b = 0; b < n_blocks; b++) {
+        const int64_t lo = b * block;
+        const int64_t hi = lo + block < n ? lo + block : n;
+        for (int64_t r = 0; r < rows; r++) {
+            const float w = weight[r];
+            const float *d = down + r * n;
+            float *a = accum + (int64_t)token[r] * n;
+#pragma omp simd
+            for (int64_t j = lo; j < hi; j++)
+                a[j] += w * d[j];
+        }
+    }
+}
