@@ -88,3 +88,12 @@ libx86_avx512_la_SOURCES = \
 	backends/x86/elementwise_avx512.c
 libmoak_la_LIBADD += libx86_avx512.la
 endif
+
+# Tile-edge tests of the x86 matmul/MoE kernels (public API only; the
+# general suite in tests/ runs every op on every backend already).
+check_PROGRAMS += tests/test_x86_tiles
+TESTS += tests/test_x86_tiles$(EXEEXT)
+tests_test_x86_tiles_SOURCES = tests/test_x86_tiles.c
+tests_test_x86_tiles_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
+tests_test_x86_tiles_LDADD = $(TEST_LIBS)
+tests_test_x86_tiles_LDFLAGS = $(TEST_LINK_FLAGS)
