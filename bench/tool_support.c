@@ -66,9 +66,11 @@ char *tool_find_data(const char *explicit_path, const char *env_var,
     if (n > 0) {
         exe[n] = '\0';
         char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = '\0';
-            snprintf(path, sizeof(path), "%s/%s", exe, base);
+        size_t dir_len = slash ? (size_t)(slash - exe) : 0, base_len = strlen(base);
+        if (slash && dir_len + base_len + 2 <= sizeof(path)) {
+            memcpy(path, exe, dir_len);
+            path[dir_len] = '/';
+            memcpy(path + dir_len + 1, base, base_len + 1);
             if ((found = try_path(path, tried, tried_len)))
                 return found;
         }
