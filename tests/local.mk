@@ -17,11 +17,19 @@ AM_TESTS_ENVIRONMENT = \
 	MOAK_TEST_EMULATOR='$(MOAK_TEST_EMULATOR)'; \
 	export POCL_CACHE_DIR MOAK_CACHE_DIR MOAK_TEST_LEVELS_PROG MOAK_TEST_EMULATOR;
 EXTRA_DIST += tests/run-levels.sh
+# The kernel caches are directories: make clean removes them (distcheck
+# requires an empty build tree after distclean).  A prerequisite-only rule,
+# so another fragment may hang its own cleaning on clean-local too.
+clean-local: clean-moak-test-cache
+clean-moak-test-cache:
+	-rm -rf test-cache
+.PHONY: clean-moak-test-cache
 
 # Helpers shared by the tests (RNG, oracle formats, reporting, bad-input driver).
 check_LTLIBRARIES += tests/libmoaktest.la
 tests_libmoaktest_la_SOURCES = \
-	tests/testutil.h tests/testutil.c tests/testutil_formats.c
+	tests/testutil.h tests/testutil.c tests/testutil_formats.c \
+	tests/bad_input.h tests/bad_input.c
 tests_libmoaktest_la_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
 
 # The INIT macros of moak.h set struct_size only, by design.
@@ -79,3 +87,33 @@ tests_test_context_SOURCES = tests/test_context.c
 tests_test_context_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
 tests_test_context_LDADD = $(TEST_LIBS)
 tests_test_context_LDFLAGS = $(TEST_LINK_FLAGS)
+check_PROGRAMS += tests/test_bad_input_context
+TESTS += tests/test_bad_input_context$(EXEEXT)
+tests_test_bad_input_context_SOURCES = tests/test_bad_input_context.c
+tests_test_bad_input_context_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
+tests_test_bad_input_context_LDADD = $(TEST_LIBS)
+tests_test_bad_input_context_LDFLAGS = $(TEST_LINK_FLAGS)
+check_PROGRAMS += tests/test_bad_input_weight
+TESTS += tests/test_bad_input_weight$(EXEEXT)
+tests_test_bad_input_weight_SOURCES = tests/test_bad_input_weight.c
+tests_test_bad_input_weight_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
+tests_test_bad_input_weight_LDADD = $(TEST_LIBS)
+tests_test_bad_input_weight_LDFLAGS = $(TEST_LINK_FLAGS)
+check_PROGRAMS += tests/test_bad_input_moe
+TESTS += tests/test_bad_input_moe$(EXEEXT)
+tests_test_bad_input_moe_SOURCES = tests/test_bad_input_moe.c
+tests_test_bad_input_moe_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
+tests_test_bad_input_moe_LDADD = $(TEST_LIBS)
+tests_test_bad_input_moe_LDFLAGS = $(TEST_LINK_FLAGS)
+check_PROGRAMS += tests/test_bad_input_kv
+TESTS += tests/test_bad_input_kv$(EXEEXT)
+tests_test_bad_input_kv_SOURCES = tests/test_bad_input_kv.c
+tests_test_bad_input_kv_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
+tests_test_bad_input_kv_LDADD = $(TEST_LIBS)
+tests_test_bad_input_kv_LDFLAGS = $(TEST_LINK_FLAGS)
+check_PROGRAMS += tests/test_bad_input_norm_rope
+TESTS += tests/test_bad_input_norm_rope$(EXEEXT)
+tests_test_bad_input_norm_rope_SOURCES = tests/test_bad_input_norm_rope.c
+tests_test_bad_input_norm_rope_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
+tests_test_bad_input_norm_rope_LDADD = $(TEST_LIBS)
+tests_test_bad_input_norm_rope_LDFLAGS = $(TEST_LINK_FLAGS)

@@ -47,6 +47,7 @@ if [ -z "$levels" ]; then
     echo "run-levels: no level lister, levels from /proc/cpuinfo: $levels"
 fi
 
+levels=$(echo $levels) # one line
 passed=0 skipped=0 failed=0 hard=0
 for level in $levels; do
     echo "=== $name: MOAK_ISA_MAX=$level ==="

@@ -280,6 +280,9 @@ static void run_case(t_backend *bk, int n_bk, const attn_case *c, moak_format f)
                                            f == MOAK_FORMAT_Q8_0 ? MOAK_BOUND_ATTENTION_Q8_0
                                                                  : MOAK_BOUND_ATTENTION_FLOAT);
                 t_report(bk[b].name, ran, "attention", t_format_name(f), shape, err, bound);
+                if (strcmp(ran, moak_kv_cache_backend(kv)) != 0)
+                    t_note("%s: the cache is %s's, attention ran on %s", who,
+                           moak_kv_cache_backend(kv), ran);
             }
         }
         moak_kv_cache_destroy(kv);

@@ -229,7 +229,8 @@ static void run_case(t_backend *bk, int n_bk, const route_case *c)
             double amax = 0.0;
             for (int32_t e = 0; e < E; e++)
                 amax = fabs(st_sel[e]) > amax ? fabs(st_sel[e]) : amax;
-            double tie_tol = c->ties ? 0.0 : MOAK_BOUND_ROUTE_TIE * amax;
+            /* Exact ties have one right answer (the lower id): nothing is excused. */
+            double tie_tol = c->ties ? -1.0 : MOAK_BOUND_ROUTE_TIE * amax;
             int same_set = 1;
             for (int32_t k = 0; k < K; k++) {
                 int32_t got = ids[t * K + k], want = ref_ids[t * K + k];

@@ -57,12 +57,22 @@ int64_t t_rand_int(int64_t lo, int64_t hi)
     return lo + (int64_t)(t_rand_u64() % span);
 }
 
+static int have_spare_normal;
+static double spare_normal;
+
 double t_normal(void)
 {
-    /* Box-Muller; u1 in (0, 1] so log() is finite. */
+    /* Box-Muller gives two values per draw; u1 in (0, 1] so log() is finite. */
+    if (have_spare_normal) {
+        have_spare_normal = 0;
+        return spare_normal;
+    }
     double u1 = 1.0 - t_uniform(0.0, 1.0);
     double u2 = t_uniform(0.0, 1.0);
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+    double r = sqrt(-2.0 * log(u1));
+    spare_normal = r * sin(6.283185307179586 * u2);
+    have_spare_normal = 1;
+    return r * cos(6.283185307179586 * u2);
 }
 
 void t_fill_normal(float *x, size_t n, double stddev)
@@ -197,6 +207,7 @@ void t_init(const char *name)
     uint64_t x = seed;
     for (int i = 0; i < 4; i++)
         rng_state[i] = splitmix64(&x);
+    have_spare_normal = 0;
     setvbuf(stdout, NULL, _IOLBF, 0);
     print_level();
 }
