@@ -6,9 +6,11 @@
  * data-type pairing that oneDNN 2.6 computes natively on x86:
  *   F32   f32 activations x f32 weights            (F32, and expanded formats)
  *   BF16  bf16 activations (rounded, RNE) x bf16 weights
- *   S8    s8 activations (symmetric per row) x s8 weights, s32 accumulation;
- *         moak applies the activation row scale, the weight row scale and
- *         the bias in C afterwards (see onednn_rows.c for why).
+ *   S8    s8 activations x s8 weights, s32 accumulation.  Each activation
+ *         row goes in as two s8 rows, its symmetric quantization and the
+ *         quantization of what that left over (onednn_rows.c), stacked
+ *         into one matmul of 2m rows; moak combines the two sums with
+ *         their scales, the weight row scale and the bias in C afterwards.
  * Everything parallel runs on oneDNN's OpenMP team (the backend's own loops
  * are OpenMP loops on the same team), so moak's pool sleeps meanwhile.
  */
@@ -158,13 +160,18 @@ bool onednn_mul_size3(size_t a, size_t b, size_t c, size_t *out);
 
 /* ---- primitive cache (onednn_primitive_cache.c) ----------------------------------- */
 
-/* The largest class: longer batches run in chunks of this many rows. */
+/* The largest class of primitive rows. */
 #define ONEDNN_MAX_CLASS_ROWS 512
-/* Rows of the primitive that runs m rows of `kind` (m <= ONEDNN_MAX_CLASS_ROWS);
- * DNNL_RUNTIME_DIM_VAL when one primitive serves every m. */
-int64_t onednn_class_rows(onednn_kind kind, int64_t m);
-/* Rows of activations to prepare for m rows: the class, or m itself when
- * the kind's primitive takes any m. */
+/* Rows of the primitive that runs `rows` primitive rows of `kind`
+ * (rows <= ONEDNN_MAX_CLASS_ROWS); DNNL_RUNTIME_DIM_VAL when one primitive
+ * serves every count. */
+int64_t onednn_class_rows(onednn_kind kind, int64_t rows);
+/* Primitive rows that carry m activation rows: 2m for S8 (two levels), else m. */
+int64_t onednn_act_rows(onednn_kind kind, int64_t m);
+/* Activation rows per call to onednn_gemm: longer batches run in chunks. */
+int64_t onednn_max_chunk(onednn_kind kind);
+/* Rows of prepared activations for m activation rows: the class of their
+ * primitive rows, or exactly those rows when the primitive takes any count. */
 int64_t onednn_padded_rows(onednn_kind kind, int64_t m);
 /* Look up (create on a miss) the primitives of every chunk of an m-row call. */
 moak_status onednn_prefetch_primitives(onednn_state *st, const onednn_weight *w, bool bias, int64_t m);
@@ -188,13 +195,14 @@ typedef struct onednn_rows_in {
     int64_t k;
 } onednn_rows_in;
 
-/* Write `padded_rows` rows of prepared activations of `kind` into dst
- * (rows past in->rows are zero): F32 copies, BF16 rounds to nearest even,
- * S8 quantizes each row symmetrically (scale = amax/127) and writes its
- * scale into scales[r] (0 for the padding). */
+/* Write `padded_rows` primitive rows of prepared activations of `kind` into
+ * dst (rows past the data are zero): F32 copies, BF16 rounds to nearest
+ * even, S8 writes the two levels of each row r at rows r and in->rows + r
+ * and their scales at scales[r] and scales[in->rows + r]. */
 void onednn_prepare_rows(const onednn_state *st, onednn_kind kind, const onednn_rows_in *in,
                          int64_t padded_rows, void *dst, float *scales);
-/* S8 epilogue: out[r][j] = acc[r][j] * (act_scales[r] * w_scales[j]) + bias[j]. */
+/* S8 epilogue for m activation rows (2m primitive rows):
+ * out[r][j] = (acc[r][j] * s[r] + acc[m + r][j] * s[m + r]) * w_scales[j] + bias[j]. */
 void onednn_s8_epilogue(const onednn_state *st, const int32_t *acc, int64_t rows, int64_t n,
                         const float *act_scales, const float *w_scales, const float *bias,
                         float *out);
@@ -208,8 +216,8 @@ void onednn_accumulate(const onednn_state *st, const float *down, int64_t rows, 
 /* ---- ops ---------------------------------------------------------------------------------- */
 
 /* out[m][n] = prepared activations x W[expert]^T (+ scales, + bias).
- * src holds class_rows(kind, m) rows (m rows for a runtime-rows kind) as
- * written by onednn_prepare_rows; m <= ONEDNN_MAX_CLASS_ROWS. */
+ * src holds onednn_padded_rows(kind, m) rows as written by
+ * onednn_prepare_rows; m <= onednn_max_chunk(kind). */
 moak_status onednn_gemm(onednn_state *st, const onednn_weight *w, int64_t expert,
                         const float *bias, const void *src, const float *src_scales, int64_t m,
                         float *out);

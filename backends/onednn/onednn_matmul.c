@@ -4,7 +4,7 @@
  *
  * Activations are prepared in C first (onednn_rows.c): f32 rows are used in
  * place, bf16 rows are rounded, s8 rows quantized with one scale per row.
- * Batches longer than ONEDNN_MAX_CLASS_ROWS run in chunks of that many rows.
+ * Batches longer than onednn_max_chunk rows run in chunks of that many rows.
  * Before the first chunk writes anything, every primitive the call needs is
  * looked up (created on a miss), so a failure to create one leaves y
  * untouched; oneDNN checks its arguments before it computes, so an execute
@@ -20,7 +20,8 @@ moak_status onednn_gemm(onednn_state *st, const onednn_weight *w, int64_t expert
 {
     const onednn_kind kind = w->kind;
     const int64_t n = w->n, k = w->k;
-    const int64_t rows = onednn_class_rows(kind, m);
+    const int64_t act_rows = onednn_act_rows(kind, m);
+    const int64_t rows = onednn_class_rows(kind, act_rows);
     /* s8 takes its bias in the C epilogue, with the scales. */
     const bool fused_bias = bias && kind != ONEDNN_KIND_S8;
     onednn_matmul_entry *e;
@@ -43,7 +44,7 @@ moak_status onednn_gemm(onednn_state *st, const onednn_weight *w, int64_t expert
     if (rows == DNNL_RUNTIME_DIM_VAL) {
         /* One primitive for every m: memory objects carry this call's m. */
         dnnl_memory_desc_t src_md, dst_md;
-        dnnl_dims_t src_dims = {m, k}, dst_dims = {m, n};
+        dnnl_dims_t src_dims = {act_rows, k}, dst_dims = {act_rows, n};
         src_mem = dst_mem = NULL;
         own_memory = true;
         ONEDNN_TRY(st, status, done,
@@ -91,13 +92,14 @@ done:
 moak_status onednn_prefetch_primitives(onednn_state *st, const onednn_weight *w, bool bias, int64_t m)
 {
     const bool fused_bias = bias && w->kind != ONEDNN_KIND_S8;
-    int64_t tail = m % ONEDNN_MAX_CLASS_ROWS;
-    int64_t sizes[2] = {m >= ONEDNN_MAX_CLASS_ROWS ? ONEDNN_MAX_CLASS_ROWS : 0, tail};
+    const int64_t chunk = onednn_max_chunk(w->kind);
+    int64_t sizes[2] = {m >= chunk ? chunk : 0, m % chunk};
     for (int i = 0; i < 2; i++) {
         if (sizes[i] == 0)
             continue;
         onednn_matmul_entry *e;
-        moak_status status = onednn_matmul_lookup(st, w->kind, onednn_class_rows(w->kind, sizes[i]),
+        int64_t rows = onednn_class_rows(w->kind, onednn_act_rows(w->kind, sizes[i]));
+        moak_status status = onednn_matmul_lookup(st, w->kind, rows,
                                                   &w->layout, w->k, w->n, fused_bias, &e);
         if (status != MOAK_OK)
             return status;
@@ -119,7 +121,7 @@ static moak_status matmul_locked(onednn_state *st, const moak_matmul_args *args)
     moak_status status = onednn_prefetch_primitives(st, w, bias != NULL, m);
     if (status != MOAK_OK)
         return status;
-    const int64_t chunk_rows = m < ONEDNN_MAX_CLASS_ROWS ? m : ONEDNN_MAX_CLASS_ROWS;
+    const int64_t chunk_rows = m < onednn_max_chunk(w->kind) ? m : onednn_max_chunk(w->kind);
     const int64_t padded = onednn_padded_rows(w->kind, chunk_rows);
     size_t src_bytes;
     if (!onednn_mul_size3((size_t)padded, (size_t)k, onednn_kind_elem_bytes(w->kind), &src_bytes))

@@ -3,7 +3,7 @@
  *
  * The core has grouped the (token, slot) pairs by expert (moak_moe_args:
  * offsets, pairs, active_experts).  For each active expert, in ascending
- * id order, and for each chunk of at most ONEDNN_MAX_CLASS_ROWS of its pairs:
+ * id order, and for each chunk of at most onednn_max_chunk of its pairs:
  *   1. gather the chunk's token rows and prepare them once (f32 copy, bf16
  *      rounding or s8 quantization per row);
  *   2. gate and up projections: the same prepared rows through the same
@@ -114,8 +114,9 @@ static moak_status moe_locked(onednn_state *st, const moak_moe_args *a)
         memset(a->y, 0, (size_t)a->n_tokens * (size_t)a->hidden * sizeof(float));
         return MOAK_OK;
     }
-    const int64_t max_chunk = largest < ONEDNN_MAX_CLASS_ROWS ? largest : ONEDNN_MAX_CLASS_ROWS;
-    moe_buffers b;
+    const int64_t chunk_limit = onednn_max_chunk(gate->kind);
+    const int64_t max_chunk = largest < chunk_limit ? largest : chunk_limit;
+    moe_buffers b = {0};
     moak_status status = get_buffers(st, a, gate->kind, max_chunk, &b);
     if (status != MOAK_OK)
         return status;

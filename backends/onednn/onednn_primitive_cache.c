@@ -21,7 +21,8 @@
  * of 64 up to ONEDNN_MAX_CLASS_ROWS; the caller pads the prepared
  * activations with zero rows up to the class (AMX tiles are 16 rows, so
  * the padding is nearly free there) and splits longer batches into chunks.
- * At most 16 classes exist per shape.
+ * At most 16 classes exist per shape.  (s8 counts primitive rows: two per
+ * activation row, see onednn_rows.c.)
  *
  * Weight layout.  The layout is chosen once per (kind, k, n) with format
  * `any` on a 64-row probe (runtime rows for f32) and every class primitive
@@ -64,6 +65,13 @@ const char *onednn_kind_name(onednn_kind kind)
     return "?";
 }
 
+int64_t onednn_act_rows(onednn_kind kind, int64_t m) { return kind == ONEDNN_KIND_S8 ? 2 * m : m; }
+
+int64_t onednn_max_chunk(onednn_kind kind)
+{
+    return kind == ONEDNN_KIND_S8 ? ONEDNN_MAX_CLASS_ROWS / 2 : ONEDNN_MAX_CLASS_ROWS;
+}
+
 int64_t onednn_class_rows(onednn_kind kind, int64_t m)
 {
     if (kind == ONEDNN_KIND_F32)
@@ -81,8 +89,9 @@ int64_t onednn_class_rows(onednn_kind kind, int64_t m)
 
 int64_t onednn_padded_rows(onednn_kind kind, int64_t m)
 {
-    int64_t rows = onednn_class_rows(kind, m);
-    return rows == DNNL_RUNTIME_DIM_VAL ? m : rows;
+    int64_t act = onednn_act_rows(kind, m);
+    int64_t rows = onednn_class_rows(kind, act);
+    return rows == DNNL_RUNTIME_DIM_VAL ? act : rows;
 }
 
 static double now_ms(void)

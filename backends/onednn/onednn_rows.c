@@ -1,6 +1,6 @@
 /*
  * The row work the oneDNN backend does in C around its matmul primitives:
- * preparing activations (copy, bf16 rounding, per-row s8 quantization),
+ * preparing activations (copy, bf16 rounding, two-level s8 quantization),
  * the s8 epilogue, the GLUs of the MoE FFN and the weighted sum back per
  * token.
  *
@@ -50,56 +50,87 @@ static inline uint16_t bf16_round(float f)
     return (uint16_t)(u >> 16);
 }
 
-static void prepare_one_row(onednn_kind kind, const float *x, int64_t k, void *dst_row, float *scale)
+/* Symmetric s8 quantization of v[0..k) into q: returns the scale
+ * (amax / 127; 0 for an all-zero row). */
+static float quantize_s8(const float *v, int64_t k, int8_t *q)
 {
-    switch (kind) {
-    case ONEDNN_KIND_F32:
-        memcpy(dst_row, x, (size_t)k * sizeof(float));
-        return;
-    case ONEDNN_KIND_BF16: {
-        uint16_t *d = dst_row;
-        for (int64_t i = 0; i < k; i++)
-            d[i] = bf16_round(x[i]);
-        return;
+    float amax = 0.0f;
+    for (int64_t i = 0; i < k; i++) {
+        float a = fabsf(v[i]);
+        amax = a > amax ? a : amax;
     }
-    case ONEDNN_KIND_S8: {
-        int8_t *d = dst_row;
-        float amax = 0.0f;
-        for (int64_t i = 0; i < k; i++) {
-            float a = fabsf(x[i]);
-            amax = a > amax ? a : amax;
-        }
-        float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-        for (int64_t i = 0; i < k; i++) {
-            float q = round_even(x[i] * inv);
-            q = q > 127.0f ? 127.0f : (q < -127.0f ? -127.0f : q);
-            d[i] = (int8_t)q;
-        }
-        *scale = amax / 127.0f;
-        return;
+    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    for (int64_t i = 0; i < k; i++) {
+        float r = round_even(v[i] * inv);
+        r = r > 127.0f ? 127.0f : (r < -127.0f ? -127.0f : r);
+        q[i] = (int8_t)r;
     }
+    return amax / 127.0f;
+}
+
+/* Two-level s8: x ~= s_hi * q_hi + s_lo * q_lo, q_lo quantizing the
+ * residual x - s_hi * q_hi (|residual| <= s_hi / 2).  The error of one
+ * element is at most s_lo / 2 <= amax / 64516, against amax / 254 for one
+ * level: the two levels run as 2m rows of the same matmul, so the weights
+ * are read once, and for decode (memory-bound) the extra rows are free.
+ * One level lost to per-block (32) activation scales, which oneDNN 2.6
+ * cannot apply: on the GLU output of MoE (heavy-tailed) it exceeded
+ * MOAK_BOUND_MOE_INT for about one random seed in twelve. */
+static void quantize_s8_two_level(const float *x, int64_t k, int8_t *hi, int8_t *lo, float *s_hi,
+                                  float *s_lo)
+{
+    const float scale = quantize_s8(x, k, hi);
+    /* The residual is recomputed in each pass (same operations, same
+     * values) instead of stored: no scratch row, whatever k. */
+    float amax = 0.0f;
+    for (int64_t i = 0; i < k; i++) {
+        float a = fabsf(x[i] - (float)hi[i] * scale);
+        amax = a > amax ? a : amax;
     }
+    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    for (int64_t i = 0; i < k; i++) {
+        float r = round_even((x[i] - (float)hi[i] * scale) * inv);
+        r = r > 127.0f ? 127.0f : (r < -127.0f ? -127.0f : r);
+        lo[i] = (int8_t)r;
+    }
+    *s_hi = scale;
+    *s_lo = amax / 127.0f;
+}
+
+static void bf16_row(const float *x, int64_t k, uint16_t *d)
+{
+    for (int64_t i = 0; i < k; i++)
+        d[i] = bf16_round(x[i]);
 }
 
 void onednn_prepare_rows(const onednn_state *st, onednn_kind kind, const onednn_rows_in *in,
                          int64_t padded_rows, void *dst, float *scales)
 {
-    const size_t row_bytes = (size_t)in->k * onednn_kind_elem_bytes(kind);
+    const int64_t k = in->k;
+    const size_t row_bytes = (size_t)k * onednn_kind_elem_bytes(kind);
     const int64_t rows = in->rows;
     const int threads = team_size(st);
-#pragma omp parallel for schedule(static) num_threads(threads) \
-    if (rows * in->k >= ONEDNN_PARALLEL_MIN_ELEMS)
+#pragma omp parallel for schedule(static) num_threads(threads) if (rows * k >= ONEDNN_PARALLEL_MIN_ELEMS)
     for (int64_t r = 0; r < rows; r++) {
-        int64_t src_row = in->index ? in->index[r] : r;
-        float scale = 0.0f;
-        prepare_one_row(kind, in->base + src_row * in->k, in->k, (char *)dst + (size_t)r * row_bytes, &scale);
-        if (scales)
-            scales[r] = scale;
+        const float *x = in->base + (in->index ? in->index[r] : r) * k;
+        char *d = (char *)dst + (size_t)r * row_bytes;
+        if (kind == ONEDNN_KIND_F32) {
+            memcpy(d, x, row_bytes);
+        } else if (kind == ONEDNN_KIND_BF16) {
+            bf16_row(x, k, (uint16_t *)d);
+        } else {
+            int8_t *hi = (int8_t *)d, *lo = (int8_t *)dst + (size_t)(rows + r) * row_bytes;
+            float s_hi, s_lo;
+            quantize_s8_two_level(x, k, hi, lo, &s_hi, &s_lo);
+            scales[r] = s_hi;
+            scales[rows + r] = s_lo;
+        }
     }
-    if (padded_rows > rows) {
-        memset((char *)dst + (size_t)rows * row_bytes, 0, (size_t)(padded_rows - rows) * row_bytes);
+    const int64_t used = onednn_act_rows(kind, rows);
+    if (padded_rows > used) {
+        memset((char *)dst + (size_t)used * row_bytes, 0, (size_t)(padded_rows - used) * row_bytes);
         if (scales)
-            for (int64_t r = rows; r < padded_rows; r++)
+            for (int64_t r = used; r < padded_rows; r++)
                 scales[r] = 0.0f;
     }
 }
@@ -113,17 +144,17 @@ void onednn_s8_epilogue(const onednn_state *st, const int32_t *acc, int64_t rows
     const int threads = team_size(st);
 #pragma omp parallel for schedule(static) num_threads(threads) if (rows * n >= ONEDNN_PARALLEL_MIN_ELEMS)
     for (int64_t r = 0; r < rows; r++) {
-        const int32_t *a = acc + r * n;
+        const int32_t *hi = acc + r * n, *lo = acc + (rows + r) * n;
         float *o = out + r * n;
-        const float s = act_scales[r];
+        const float s_hi = act_scales[r], s_lo = act_scales[rows + r];
         if (bias) {
 #pragma omp simd
             for (int64_t j = 0; j < n; j++)
-                o[j] = (float)a[j] * (s * w_scales[j]) + bias[j];
+                o[j] = ((float)hi[j] * s_hi + (float)lo[j] * s_lo) * w_scales[j] + bias[j];
         } else {
 #pragma omp simd
             for (int64_t j = 0; j < n; j++)
-                o[j] = (float)a[j] * (s * w_scales[j]);
+                o[j] = ((float)hi[j] * s_hi + (float)lo[j] * s_lo) * w_scales[j];
         }
     }
 }

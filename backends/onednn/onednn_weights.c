@@ -116,7 +116,7 @@ static moak_status pack_locked(onednn_state *st, const moak_weight_desc *desc, o
     dnnl_primitive_desc_t reorder_pd = NULL;
     dnnl_primitive_t reorder = NULL;
     dnnl_memory_t src_mem = NULL;
-    float *expanded = NULL;
+    void *staging = NULL;
 
     onednn_weight *w = calloc(1, sizeof(*w));
     if (!w)
@@ -144,30 +144,26 @@ static moak_status pack_locked(onednn_state *st, const moak_weight_desc *desc, o
     if (status != MOAK_OK)
         goto fail;
 
-    /* The source as oneDNN sees it: {k, n} with n the outer dimension.  An
-     * I8_ROW row is {f32 scale; s8 q[k]}: the q bytes are read in place
-     * with a row stride of 4 + k. */
+    /* The source as oneDNN sees it: {k, n} with n the outer dimension, dense
+     * (oneDNN 2.6 has no reorder from a strided s8 source into its blocked
+     * int8 layouts, so I8_ROW's q bytes are first copied out of their rows). */
     dnnl_memory_desc_t src_md;
     dnnl_dims_t dims = {k, n};
-    if (route == ONEDNN_ROUTE_EXPAND_F32 || kind != ONEDNN_KIND_S8) {
-        ONEDNN_TRY(st, status, fail,
-                   dnnl_memory_desc_init_by_tag(&src_md, 2, dims, onednn_kind_dnnl_type(kind), dnnl_ba),
-                   "dnnl_memory_desc_init_by_tag (weight source)");
-    } else {
-        dnnl_dims_t strides = {1, (dnnl_dim_t)row_bytes};
-        ONEDNN_TRY(st, status, fail, dnnl_memory_desc_init_by_strides(&src_md, 2, dims, dnnl_s8, strides),
-                   "dnnl_memory_desc_init_by_strides (I8_ROW source)");
-    }
+    ONEDNN_TRY(st, status, fail,
+               dnnl_memory_desc_init_by_tag(&src_md, 2, dims, onednn_kind_dnnl_type(kind), dnnl_ba),
+               "dnnl_memory_desc_init_by_tag (weight source)");
     ONEDNN_TRY(st, status, fail,
                dnnl_reorder_primitive_desc_create(&reorder_pd, &src_md, st->engine, &w->layout, st->engine, NULL),
                "dnnl_reorder_primitive_desc_create (weights)");
     ONEDNN_TRY(st, status, fail, dnnl_primitive_create(&reorder, reorder_pd), "dnnl_primitive_create (reorder)");
     ONEDNN_TRY(st, status, fail, dnnl_memory_create(&src_mem, &src_md, st->engine, DNNL_MEMORY_NONE),
                "dnnl_memory_create (weight source)");
-    if (route == ONEDNN_ROUTE_EXPAND_F32) {
+    if (route == ONEDNN_ROUTE_EXPAND_F32 || kind == ONEDNN_KIND_S8) {
+        /* One expert's dense source: f32 values, or I8_ROW's s8 bytes. */
         size_t bytes;
-        if (!onednn_mul_size3((size_t)n, (size_t)k, sizeof(float), &bytes) || !(expanded = malloc(bytes))) {
-            status = onednn_error(st, MOAK_ERR_OUT_OF_MEMORY, "out of memory expanding %s weights",
+        if (!onednn_mul_size3((size_t)n, (size_t)k, onednn_kind_elem_bytes(kind), &bytes) ||
+            !(staging = malloc(bytes))) {
+            status = onednn_error(st, MOAK_ERR_OUT_OF_MEMORY, "out of memory staging %s weights",
                                   moak_format_name(desc->format));
             goto fail;
         }
@@ -179,12 +175,16 @@ static moak_status pack_locked(onednn_state *st, const moak_weight_desc *desc, o
         const unsigned char *rows = data + (size_t)e * expert_bytes;
         void *src;
         if (route == ONEDNN_ROUTE_EXPAND_F32) {
-            expand_expert(st, desc->format, rows, row_bytes, n, k, expanded);
-            src = expanded;
+            expand_expert(st, desc->format, rows, row_bytes, n, k, staging);
+            src = staging;
         } else if (kind == ONEDNN_KIND_S8) {
-            for (int64_t r = 0; r < n; r++)
-                memcpy(&w->row_scales[e * n + r], rows + (size_t)r * row_bytes, sizeof(float));
-            src = (void *)(rows + sizeof(float));
+            int8_t *q = staging;
+            for (int64_t r = 0; r < n; r++) {
+                const unsigned char *row = rows + (size_t)r * row_bytes;
+                memcpy(&w->row_scales[e * n + r], row, sizeof(float));
+                memcpy(q + r * k, row + sizeof(float), (size_t)k);
+            }
+            src = staging;
         } else {
             src = (void *)rows;
         }
@@ -207,7 +207,7 @@ static moak_status pack_locked(onednn_state *st, const moak_weight_desc *desc, o
                    moak_format_name(desc->format), (long long)desc->n_experts, (long long)n, (long long)k,
                    growth, before / 1048576.0, before * growth / 1048576.0);
     }
-    free(expanded);
+    free(staging);
     dnnl_memory_destroy(src_mem);
     dnnl_primitive_destroy(reorder);
     dnnl_primitive_desc_destroy(reorder_pd);
@@ -215,7 +215,7 @@ static moak_status pack_locked(onednn_state *st, const moak_weight_desc *desc, o
     return MOAK_OK;
 
 fail:
-    free(expanded);
+    free(staging);
     if (src_mem)
         dnnl_memory_destroy(src_mem);
     if (reorder)
