@@ -35,7 +35,9 @@ gemm_tile_body(const moak_x86_weight *w, const uint8_t *const *panels, const moa
                const int64_t *rows, float *out, const int S, const int NT)
 {
     const int64_t nb = w->n_blocks;
-    const bool split = NT == 1;
+    /* Two accumulator chains per output vector for a lone token, except where
+     * 16 registers cannot hold them (avx2 with two panels: four chains already). */
+    const bool split = NT == 1 && (SIMD_LANES == 16 || S == 1);
     const int8_t *xq[GEMM_MAXT];
     const float *xd[GEMM_MAXT];
     const int32_t *xs[GEMM_MAXT];
