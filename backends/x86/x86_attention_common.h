@@ -16,10 +16,13 @@
  * flash-attention style), and writes the normalised rows to `out`.
  * A tile whose key range is long compared with the whole call's work (a
  * decode, q_len 1) is split into key chunks; each chunk task stores its
- * (m, l, O) rows, and a second pass merges the chunks of each row in chunk
- * order with log-sum-exp weights.  The plan depends only on the shapes and
- * the thread count, and every task writes its own slots, so results are
- * bitwise reproducible for a given thread count whatever thread runs what.
+ * (m, l, O) rows, and the task that completes a tile's last chunk merges
+ * the chunks of each row in chunk order with log-sum-exp weights (one pass
+ * over the pool, no second barrier).  The plan depends only on the shapes
+ * and the thread count, and every task writes its own slots, so results
+ * are bitwise reproducible for a given thread count whatever thread runs
+ * what.  The plan and the partial results live in the state's op buffers
+ * (no allocation per call once they have grown).
  *
  * Numerics: q is multiplied by the scale when it is copied into the tile,
  * scores and the softmax are f32, and the final normalisation is computed in
@@ -34,6 +37,8 @@
 #include <string.h>
 
 #include "x86_backend.h"
+/* moak_x86_op_buffer(): the op-wide buffers of the x86 state */
+#include "x86_kernels.h"
 
 /* Keys per tile: the block of K/V rows converted to f32 together. */
 #define X86_ATTN_KEYS_PER_TILE 64
@@ -96,7 +101,6 @@ typedef struct x86_attn_tile {
     int64_t chunk_keys;           /* keys per chunk (the whole range when 1 chunk) */
     int32_t n_chunks;
     size_t partial_floats;        /* offset of chunk 0's slot in the partial buffer */
-    int64_t first_merge_row;      /* index of its first row among all split rows */
 } x86_attn_tile;
 
 typedef struct x86_attn_task {
@@ -117,9 +121,7 @@ typedef struct x86_attn_job {
     x86_attn_task *tasks;
     int64_t n_tasks;
     float *partials;              /* per split tile and chunk: [rows][2 + dv_pad] = m, l, O */
-    int32_t *split_tiles;         /* indices of the tiles with n_chunks > 1 */
-    int32_t n_split_tiles;
-    int64_t n_merge_rows;
+    int32_t *chunks_done;         /* [n_tiles]: finished chunks of each split tile */
 } x86_attn_job;
 
 /* ---- small helpers ----------------------------------------------------------- */
@@ -238,6 +240,52 @@ static inline size_t x86_attn_scratch_bytes(const x86_attn_job *job, x86_attn_sc
         out->v_rows = out->k_rows + keys;
     }
     return offset * sizeof(float);
+}
+
+/* ---- merge of a split tile's chunks ------------------------------------------------- */
+
+/* out = sum_c 2^(m_c - M) O_c / (sum_c 2^(m_c - M) l_c + 2^(sink - M)), the
+ * chunks taken in order; M = max over the chunks that saw a key and the sink. */
+static void x86_attn_merge_tile(const x86_attn_job *job, const x86_attn_tile *tile)
+{
+    const moak_attention_args *args = job->args;
+    const int32_t group = job->group;
+    const int32_t rows = tile->n_queries * group;
+    const int32_t dv = args->head_dim_v;
+    const size_t slot_floats = 2 + (size_t)job->dv_pad;
+    const size_t chunk_stride = (size_t)rows * slot_floats;
+    for (int32_t r = 0; r < rows; r++) {
+        const int32_t t = r / group, h = tile->kv_head * group + r % group;
+        const float *first = job->partials + tile->partial_floats + (size_t)r * slot_floats;
+        const int64_t token = args->q_offsets[tile->seq_index] + tile->first_query + t;
+        float *out = args->out + ((size_t)token * (size_t)args->n_heads + (size_t)h) * (size_t)dv;
+        const double sink2 = args->sinks ? (double)args->sinks[h] * X86_ATTN_LOG2E : -INFINITY;
+
+        double big = sink2;
+        for (int32_t c = 0; c < tile->n_chunks; c++) {
+            const float *p = first + (size_t)c * chunk_stride;
+            if (p[1] > 0.0f && (double)p[0] > big)
+                big = p[0];
+        }
+        for (int32_t d = 0; d < dv; d++)
+            out[d] = 0.0f;
+        if (big == -INFINITY)
+            continue; /* no key and no sink: zeros, as the reference defines */
+        double denom = args->sinks ? exp2(sink2 - big) : 0.0;
+        for (int32_t c = 0; c < tile->n_chunks; c++) {
+            const float *p = first + (size_t)c * chunk_stride;
+            if (!(p[1] > 0.0f))
+                continue;
+            const double a = exp2((double)p[0] - big);
+            denom += (double)p[1] * a;
+            const float w = (float)a;
+            for (int32_t d = 0; d < dv; d++)
+                out[d] += w * p[2 + d];
+        }
+        const float inv = (float)(1.0 / denom);
+        for (int32_t d = 0; d < dv; d++)
+            out[d] *= inv;
+    }
 }
 
 /* ---- one task ------------------------------------------------------------------- */
@@ -382,62 +430,11 @@ static void x86_attn_run_task(void *arg, int64_t task_index, int32_t thread)
         dst[1] = sc.l[r];
         memcpy(dst + 2, sc.o + (size_t)r * (size_t)dv_pad, (size_t)dv * sizeof(float));
     }
-}
-
-/* ---- merge of a split tile's chunks, one row per task ------------------------------ */
-
-static void x86_attn_merge_row(void *arg, int64_t merge_row, int32_t thread)
-{
-    (void)thread;
-    const x86_attn_job *job = arg;
-    const moak_attention_args *args = job->args;
-    /* the split tile holding merge_row: the last whose first_merge_row <= it */
-    int32_t lo = 0, hi = job->n_split_tiles - 1;
-    while (lo < hi) {
-        const int32_t mid = lo + (hi - lo + 1) / 2;
-        if (job->tiles[job->split_tiles[mid]].first_merge_row <= merge_row)
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
-    const x86_attn_tile *tile = &job->tiles[job->split_tiles[lo]];
-    const int32_t group = job->group;
-    const int32_t rows = tile->n_queries * group;
-    const int32_t r = (int32_t)(merge_row - tile->first_merge_row);
-    const int32_t t = r / group, h = tile->kv_head * group + r % group;
-    const int32_t dv = args->head_dim_v;
-    const size_t slot_floats = 2 + (size_t)job->dv_pad;
-    const float *first = job->partials + tile->partial_floats + (size_t)r * slot_floats;
-    const size_t chunk_stride = (size_t)rows * slot_floats;
-    const int64_t token = args->q_offsets[tile->seq_index] + tile->first_query + t;
-    float *out = args->out + ((size_t)token * (size_t)args->n_heads + (size_t)h) * (size_t)dv;
-    const double sink2 = args->sinks ? (double)args->sinks[h] * X86_ATTN_LOG2E : -INFINITY;
-
-    /* M = max over the chunks that saw a key (and the sink) */
-    double big = sink2;
-    for (int32_t c = 0; c < tile->n_chunks; c++) {
-        const float *p = first + (size_t)c * chunk_stride;
-        if (p[1] > 0.0f && (double)p[0] > big)
-            big = p[0];
-    }
-    for (int32_t d = 0; d < dv; d++)
-        out[d] = 0.0f;
-    if (big == -INFINITY)
-        return; /* no key and no sink: zeros, as the reference defines */
-    double denom = args->sinks ? exp2(sink2 - big) : 0.0;
-    for (int32_t c = 0; c < tile->n_chunks; c++) {
-        const float *p = first + (size_t)c * chunk_stride;
-        if (!(p[1] > 0.0f))
-            continue;
-        const double a = exp2((double)p[0] - big);
-        denom += (double)p[1] * a;
-        const float w = (float)a;
-        for (int32_t d = 0; d < dv; d++)
-            out[d] += w * p[2 + d];
-    }
-    const float inv = (float)(1.0 / denom);
-    for (int32_t d = 0; d < dv; d++)
-        out[d] *= inv;
+    /* the task that completes the tile merges it (acquire-release: it sees
+     * every other chunk's slot); which thread that is does not change the
+     * arithmetic, the chunks are always merged in order */
+    if (__atomic_add_fetch(&job->chunks_done[task->tile], 1, __ATOMIC_ACQ_REL) == tile->n_chunks)
+        x86_attn_merge_tile(job, tile);
 }
 
 /* ---- the plan ------------------------------------------------------------------------ */
@@ -471,22 +468,32 @@ static moak_status x86_attention_run(moak_x86_state *st, const moak_attention_ar
     job.group = args->n_heads / args->n_kv_heads;
     job.dk_pad = x86_attn_round_up(args->head_dim_k, kernels->pad_floats);
     job.dv_pad = x86_attn_round_up(args->head_dim_v, kernels->pad_floats);
+    const int32_t n_threads = st->env.n_threads > 0 ? st->env.n_threads : 1;
     const int32_t queries_per_tile =
         job.group >= X86_ATTN_TARGET_ROWS ? 1 : X86_ATTN_TARGET_ROWS / job.group;
 
-    /* 1. tiles: (sequence, KV head, run of queries_per_tile query tokens) */
+    /* The plan lives in op buffer 0 (kept between calls): tiles, the chunk
+     * counters and the tasks.  A tile splits into at most
+     * ceil(work / share) chunks, so there are at most
+     * n_tiles + n_threads * TASKS_PER_THREAD tasks. */
     int64_t n_tiles = 0;
     for (int32_t i = 0; i < args->n_seqs; i++)
         n_tiles += (int64_t)((args->q_lens[i] + queries_per_tile - 1) / queries_per_tile) *
                    args->n_kv_heads;
-    moak_status status = MOAK_OK;
-    job.tiles = malloc((size_t)n_tiles * sizeof(*job.tiles));
-    job.split_tiles = malloc((size_t)n_tiles * sizeof(*job.split_tiles));
-    if (!job.tiles || !job.split_tiles) {
-        status = st->env.error(st->env.log_ctx, MOAK_ERR_OUT_OF_MEMORY,
-                               "%s: out of memory for the attention plan", name);
-        goto done;
-    }
+    const int64_t max_tasks = n_tiles + (int64_t)n_threads * X86_ATTN_TASKS_PER_THREAD + 1;
+    const size_t tiles_bytes = x86_attn_align_floats((size_t)n_tiles * sizeof(x86_attn_tile));
+    const size_t counters_bytes = x86_attn_align_floats((size_t)n_tiles * sizeof(int32_t));
+    unsigned char *plan = moak_x86_op_buffer(
+        st, 0, tiles_bytes + counters_bytes + (size_t)max_tasks * sizeof(x86_attn_task));
+    if (!plan)
+        return st->env.error(st->env.log_ctx, MOAK_ERR_OUT_OF_MEMORY,
+                             "%s: out of memory for the attention plan", name);
+    job.tiles = (x86_attn_tile *)(void *)plan;
+    job.chunks_done = (int32_t *)(void *)(plan + tiles_bytes);
+    job.tasks = (x86_attn_task *)(void *)(plan + tiles_bytes + counters_bytes);
+    memset(job.chunks_done, 0, (size_t)n_tiles * sizeof(int32_t));
+
+    /* 1. tiles: (sequence, KV head, run of queries_per_tile query tokens) */
     double total_work = 0.0;
     for (int32_t i = 0; i < args->n_seqs; i++) {
         const int64_t len = kv->seq_lens[args->seq_ids[i]];
@@ -514,6 +521,7 @@ static moak_status x86_attention_run(moak_x86_state *st, const moak_attention_ar
                 tile->key_end = ke;
                 tile->chunk_keys = ke - kb;
                 tile->n_chunks = 1;
+                tile->partial_floats = 0;
                 total_work += (double)(nq * job.group) * (double)(ke - kb);
             }
             if (nq * job.group > job.max_rows)
@@ -522,11 +530,10 @@ static moak_status x86_attention_run(moak_x86_state *st, const moak_attention_ar
                 job.max_queries = nq;
         }
     }
-
     job.max_rows_pad = x86_attn_round_up(job.max_rows, 16);
 
-    /* 2. split tiles much longer than a fair share of the work into key chunks */
-    const int32_t n_threads = st->env.n_threads > 0 ? st->env.n_threads : 1;
+    /* 2. split tiles much longer than a fair share of the work into key
+     * chunks of at least X86_ATTN_MIN_CHUNK_KEYS (none with one thread) */
     const double share = total_work / (double)(n_threads * X86_ATTN_TASKS_PER_THREAD);
     size_t partial_floats = 0;
     for (int32_t ti = 0; ti < job.n_tiles; ti++) {
@@ -535,8 +542,7 @@ static moak_status x86_attention_run(moak_x86_state *st, const moak_attention_ar
         const int64_t range = tile->key_end - tile->key_begin;
         if (n_threads == 1 || range < 2 * X86_ATTN_MIN_CHUNK_KEYS)
             continue;
-        const double work = (double)rows * (double)range;
-        int64_t chunks = (int64_t)ceil(work / share);
+        int64_t chunks = (int64_t)ceil((double)rows * (double)range / share);
         if (chunks > range / X86_ATTN_MIN_CHUNK_KEYS)
             chunks = range / X86_ATTN_MIN_CHUNK_KEYS;
         if (chunks < 2)
@@ -544,61 +550,44 @@ static moak_status x86_attention_run(moak_x86_state *st, const moak_attention_ar
         int64_t chunk_keys = (range + chunks - 1) / chunks;
         chunk_keys = (chunk_keys + X86_ATTN_KEYS_PER_TILE - 1) / X86_ATTN_KEYS_PER_TILE *
                      X86_ATTN_KEYS_PER_TILE;
-        tile->chunk_keys = chunk_keys;
-        tile->n_chunks = (int32_t)((range + chunk_keys - 1) / chunk_keys);
-        if (tile->n_chunks < 2) {
-            tile->chunk_keys = range;
-            tile->n_chunks = 1;
+        const int32_t n_chunks = (int32_t)((range + chunk_keys - 1) / chunk_keys);
+        if (n_chunks < 2)
             continue;
-        }
+        tile->chunk_keys = chunk_keys;
+        tile->n_chunks = n_chunks;
         tile->partial_floats = partial_floats;
-        tile->first_merge_row = job.n_merge_rows;
-        partial_floats += (size_t)tile->n_chunks * (size_t)rows * (2 + (size_t)job.dv_pad);
-        job.n_merge_rows += rows;
-        job.split_tiles[job.n_split_tiles++] = ti;
+        partial_floats += (size_t)n_chunks * (size_t)rows * (2 + (size_t)job.dv_pad);
     }
 
-    /* 3. tasks, biggest first */
-    for (int32_t ti = 0; ti < job.n_tiles; ti++)
-        job.n_tasks += job.tiles[ti].n_chunks;
-    job.tasks = malloc((size_t)job.n_tasks * sizeof(*job.tasks));
-    if (partial_floats > 0)
-        job.partials = malloc(partial_floats * sizeof(float));
-    if (!job.tasks || (partial_floats > 0 && !job.partials)) {
-        status = st->env.error(st->env.log_ctx, MOAK_ERR_OUT_OF_MEMORY,
-                               "%s: out of memory for attention partial results", name);
-        goto done;
-    }
-    int64_t n = 0;
+    /* 3. tasks, biggest first (dynamic hand-out then balances the tail) */
     for (int32_t ti = 0; ti < job.n_tiles; ti++) {
         const x86_attn_tile *tile = &job.tiles[ti];
         for (int32_t c = 0; c < tile->n_chunks; c++) {
             int64_t keys = tile->key_end - tile->key_begin - (int64_t)c * tile->chunk_keys;
             if (keys > tile->chunk_keys)
                 keys = tile->chunk_keys;
-            job.tasks[n].tile = ti;
-            job.tasks[n].chunk = c;
-            job.tasks[n].work = (int64_t)tile->n_queries * job.group * (keys + 1);
-            n++;
+            x86_attn_task *task = &job.tasks[job.n_tasks++];
+            task->tile = ti;
+            task->chunk = c;
+            task->work = (int64_t)tile->n_queries * job.group * (keys + 1);
         }
     }
     qsort(job.tasks, (size_t)job.n_tasks, sizeof(*job.tasks), x86_attn_task_order);
 
-    status = x86_attn_reserve_scratch(st, x86_attn_scratch_bytes(&job, NULL, NULL));
+    /* 4. the split tiles' partial results (op buffer 1) and every thread's
+     * scratch: all memory is in hand before the first output is written */
+    if (partial_floats > 0) {
+        job.partials = moak_x86_op_buffer(st, 1, partial_floats * sizeof(float));
+        if (!job.partials)
+            return st->env.error(st->env.log_ctx, MOAK_ERR_OUT_OF_MEMORY,
+                                 "%s: out of memory for attention partial results", name);
+    }
+    moak_status status = x86_attn_reserve_scratch(st, x86_attn_scratch_bytes(&job, NULL, NULL));
     if (status != MOAK_OK)
-        goto done;
+        return status;
 
-    /* 4. run: every allocation is done, nothing below can fail */
     st->env.parallel_for(st->env.pool, job.n_tasks, x86_attn_run_task, &job);
-    if (job.n_merge_rows > 0)
-        st->env.parallel_for(st->env.pool, job.n_merge_rows, x86_attn_merge_row, &job);
-
-done:
-    free(job.tiles);
-    free(job.split_tiles);
-    free(job.tasks);
-    free(job.partials);
-    return status;
+    return MOAK_OK;
 }
 
 #endif /* MOAK_X86_ATTENTION_COMMON_H */
