@@ -97,3 +97,11 @@ tests_test_x86_tiles_SOURCES = tests/test_x86_tiles.c
 tests_test_x86_tiles_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
 tests_test_x86_tiles_LDADD = $(TEST_LIBS)
 tests_test_x86_tiles_LDFLAGS = $(TEST_LINK_FLAGS)
+
+# The x86 attention helper's test (attention, rmsnorm, rope edges).
+check_PROGRAMS += tests/test_x86_attention
+TESTS += tests/test_x86_attention$(EXEEXT)
+tests_test_x86_attention_SOURCES = tests/test_x86_attention.c
+tests_test_x86_attention_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
+tests_test_x86_attention_LDADD = $(TEST_LIBS)
+tests_test_x86_attention_LDFLAGS = $(TEST_LINK_FLAGS)
