@@ -1,4 +1,5 @@
 /* moak-bench results as Google Benchmark JSON (see bench_json.h). */
+#define _DEFAULT_SOURCE /* localtime_r, gethostname, getloadavg */
 #include "config.h"
 
 #include "bench_json.h"
@@ -61,6 +62,8 @@ static json_t *context_json(const bench_roofline *roof, const moak_hw_info *hw, 
     json_object_set_new(r, "measured", json_boolean(roof->measured));
     json_object_set_new(r, "threads", json_integer(roof->threads));
     json_object_set_new(r, "isa_path", json_string(roof->isa_path));
+    json_object_set_new(r, "disturbed", json_boolean(roof->disturbed));
+    json_object_set_new(r, "load_average", json_real(roof->load_average));
     json_object_set_new(r, "dram_read_GBps", json_real(roof->dram_gbps));
     json_object_set_new(r, "dram_buffer_bytes", json_real(roof->dram_buffer_bytes));
     json_object_set_new(r, "l3_read_GBps", json_real(roof->l3_gbps));

@@ -527,37 +527,49 @@ void bench_run_workload(moak_context *ctx, const char *backend, const bench_work
         return;
     }
     if (!r.failed) {
+        /* Instances: as many as a cold run wants, or as many calls as the
+         * budget allows, whichever is fewer. */
         double per_call = t1 > 1e-7 ? t1 : 1e-7;
-        int64_t iters = (int64_t)ceil(o->min_repeat_seconds / per_call);
-        iters = iters < 1 ? 1 : iters;
-        int64_t budget_calls = (int64_t)((o->budget_seconds - t1) / per_call);
-        int repeats = o->repeat;
-        bool warm_repeat = true;
-        if (budget_calls < iters * (int64_t)(repeats + 1)) {
-            /* Slow: fewer repeats, fewer calls each; the first call was the warm-up. */
-            warm_repeat = false;
-            repeats = (int)(budget_calls / iters);
-            if (repeats < 1) {
-                repeats = 1;
-                iters = budget_calls > 1 ? budget_calls : 1;
-            }
-            repeats = repeats < o->repeat ? repeats : o->repeat;
-        }
-        int64_t total = iters * (repeats + (warm_repeat ? 1 : 0));
-        int target = r.cap_inst < total ? r.cap_inst : (int)total;
-        if (w->kind == BENCH_LAYER) {
-            /* Each instance's cache has room for LAYER_HEADROOM new tokens. */
-            int64_t room = (int64_t)(target > 0 ? target : 1) * (LAYER_HEADROOM - 1);
-            if (total > room) {
-                iters = room / (repeats + 1);
-                iters = iters < 1 ? 1 : iters;
-            }
-        }
+        double possible = o->budget_seconds / per_call + 1.0;
+        int target = (double)r.cap_inst < possible ? r.cap_inst : (int)possible;
         while (r.n_inst < target && !r.failed)
             add_instance(&r);
         res->setup_seconds = tool_now() - t0 - t1;
-        for (int64_t i = 0; warm_repeat && i < iters && !r.failed; i++)
-            call_once(&r, false);
+        double budget_left = o->budget_seconds - t1;
+        int64_t iters = (int64_t)ceil(o->min_repeat_seconds / per_call);
+        iters = iters < 1 ? 1 : iters;
+        /* Warm-up: one repeat's worth of calls, when there is time for it and a
+         * timed repeat after; it also measures a call better than the first
+         * (which may have paid for page faults). */
+        if (2.0 * per_call * (double)iters <= budget_left) {
+            double w0 = tool_now();
+            for (int64_t i = 0; i < iters && !r.failed; i++)
+                call_once(&r, false);
+            double warm = tool_now() - w0;
+            budget_left -= warm;
+            per_call = warm / (double)iters > 1e-7 ? warm / (double)iters : 1e-7;
+            iters = (int64_t)ceil(o->min_repeat_seconds / per_call);
+            iters = iters < 1 ? 1 : iters;
+        }
+        /* Slow workloads get fewer repeats (at least one call). */
+        int repeats = o->repeat;
+        int64_t budget_calls = (int64_t)(budget_left / per_call);
+        if (budget_calls < iters * (int64_t)repeats) {
+            repeats = (int)(budget_calls / iters);
+            if (repeats < 1) {
+                repeats = 1;
+                iters = budget_calls < iters ? budget_calls : iters;
+                iters = iters < 1 ? 1 : iters;
+            }
+        }
+        if (w->kind == BENCH_LAYER) {
+            /* Each instance's cache has room for LAYER_HEADROOM new tokens. */
+            int64_t room = (int64_t)r.n_inst * (LAYER_HEADROOM - 1) - r.calls;
+            if (iters * repeats > room) {
+                iters = room / repeats;
+                iters = iters < 1 ? 1 : iters;
+            }
+        }
         for (int rep = 0; rep < repeats && !r.failed; rep++) {
             double s0 = tool_now();
             for (int64_t i = 0; i < iters && !r.failed; i++)

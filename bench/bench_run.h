@@ -9,10 +9,11 @@
  * top_k, so one instance already cycles through all its experts.
  * Hot (--hot): one instance, the same bytes every call.
  *
- * Protocol: one call (warm-up, and a first estimate), then calls per repeat
- * chosen so a repeat lasts at least min_repeat_seconds, one untimed repeat,
- * then `repeat` timed repeats; a workload slower than its time budget gets
- * fewer repeats (at least one), and the report says how many it had.
+ * Protocol: one call (where it ran, and a first estimate of its time), one
+ * untimed repeat (warm-up, and a better estimate), then `repeat` timed
+ * repeats of as many calls as make a repeat last min_repeat_seconds; a
+ * workload slower than its time budget gets fewer repeats (at least one
+ * call), and the report says how many it had.
  */
 #ifndef MOAK_BENCH_RUN_H
 #define MOAK_BENCH_RUN_H

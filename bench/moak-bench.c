@@ -98,7 +98,12 @@ static void print_roofline(const bench_roofline *r)
         printf("  L3 read    (no L3 reported)\n");
     printf("  fp32       %8.1f GFLOP/s  (%s)\n", r->fp32_gops, r->fp32_method);
     printf("  int8       %8.1f GOP/s    (%s)\n", r->int8_gops, r->int8_method);
-    printf("  fp16       %8.1f GFLOP/s  (%s)\n\n", r->fp16_gops, r->fp16_method);
+    printf("  fp16       %8.1f GFLOP/s  (%s)\n", r->fp16_gops, r->fp16_method);
+    if (r->disturbed)
+        printf("  warning: other processes took the CPUs during every trial of some figure (load average %.1f);\n"
+               "           these figures are lower bounds, and %% of roofline is overstated\n",
+               r->load_average);
+    printf("\n");
 }
 
 static void print_header(void)
@@ -219,7 +224,7 @@ static int parse_run_options(int argc, char **argv, cli *c)
     };
     memset(c, 0, sizeof(*c));
     c->o.repeat = 5;
-    c->o.min_repeat_seconds = 0.02;
+    c->o.min_repeat_seconds = 0.05;
     c->o.budget_seconds = 15.0;
     c->o.seed = 42;
     c->max_mem_mib = 4096.0;

@@ -9,13 +9,18 @@
  * L3.  The percentage of roofline reached is floor / measured time.
  *
  * Measured, all with every worker thread, each pinned to its own CPU:
- *   DRAM   a read-only stream over a buffer several times the L3 the probe
- *          reports (and at least 1 GiB), best of several passes;
- *   L3     the same over a buffer well inside the L3 but many times the L2s;
+ *   DRAM   a read-only stream over a buffer several times the caches the
+ *          probe reports (and at least 1 GiB), read in windows so that each
+ *          was last read most of the buffer ago;
+ *   L3     the same over a buffer well inside the L3 but many times the L2s,
+ *          read again and again;
  *   fp32   independent FMA chains on the widest vectors the ISA has;
  *   int8   independent int8 dot-product chains (VNNI where present);
  *   fp16   16-bit float dot products (AVX-512 BF16) where present, else the
  *          fp32 figure (f16 data then runs as converted fp32).
+ * Each figure is the best of many short trials; trials in which some thread
+ * lost its core to another process (thread CPU time < 90% of wall time) only
+ * count when no trial ran clean, and then the roofline says it was disturbed.
  * The ISA-specific loops live in peak_<isa>.c, compiled with their own flags
  * and chosen at run time from moak_hw_probe's ISA bits.
  */
@@ -44,12 +49,17 @@ typedef struct bench_roofline {
     char int8_method[64];
     char fp16_method[64];
     double seconds;              /* how long measuring took */
+    /* No trial of some figure ran undisturbed (another process took a core
+     * during every one): the figure is a lower bound of the machine's. */
+    bool disturbed;
+    double load_average;         /* the 1-minute load average after measuring */
 } bench_roofline;
 
 /* Measure with `threads` threads (0 = one per physical core). */
 bool bench_measure_roofline(const moak_hw_info *hw, int threads, bench_roofline *r, char *err, size_t err_len);
 
-/* The peak of a part, in ops per second. */
+/* The peak of a part, in ops per second (fp16: the better of the fp16 and
+ * fp32 figures, since 16-bit data can run widened on the fp32 units). */
 double bench_roofline_peak(const bench_roofline *r, bench_peak peak);
 
 typedef struct bench_floor {

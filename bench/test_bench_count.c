@@ -175,6 +175,15 @@ static void test_floor(void)
     CHECK_NEAR(f.seconds, 17179869184.0 / 400e9, 1e-12, "matmul-prefill floor");
     CHECK(strcmp(f.bound, "compute") == 0, "matmul-prefill is compute-bound");
 
+    /* BF16 weights: the fp16 peak, unless the fp32 units are faster. */
+    bench_count_matmul(&c, MOAK_FORMAT_BF16, 512, 4096, 4096);
+    bench_roofline_floor(&r, &c, false, c.bytes, &f);
+    CHECK_NEAR(f.seconds, 17179869184.0 / 200e9, 1e-12, "bf16 prefill floor at the fp16 peak");
+    r.fp16_gops = 50.0;
+    bench_roofline_floor(&r, &c, false, c.bytes, &f);
+    CHECK_NEAR(f.seconds, 17179869184.0 / 100e9, 1e-12, "bf16 prefill floor at the fp32 peak when faster");
+    r.fp16_gops = 200.0;
+
     /* A workload of parts sums each part's floor: 1 GB of pure traffic (0.1 s)
      * plus 1e11 fp32 ops (1 s) is 1.1 s, not max(0.1, 1). */
     memset(&c, 0, sizeof(c));
