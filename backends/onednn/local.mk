@@ -24,3 +24,20 @@ libmoak_la_LIBADD += backends/onednn/libmoak_onednn.la $(ONEDNN_LIBS) -lgomp
 else
 EXTRA_DIST += $(ONEDNN_SOURCES)
 endif
+
+# What only the oneDNN backend has (its supports answers, weight expansion,
+# primitive reuse across batch sizes); the ops themselves are checked by
+# the general suite on every backend.
+EXTRA_DIST += tests/test_onednn_common.h
+if BUILD_ONEDNN
+check_PROGRAMS += tests/test_onednn_supports tests/test_onednn_reuse
+TESTS += tests/test_onednn_supports$(EXEEXT) tests/test_onednn_reuse$(EXEEXT)
+tests_test_onednn_supports_SOURCES = tests/test_onednn_supports.c tests/test_onednn_common.h
+tests_test_onednn_supports_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
+tests_test_onednn_supports_LDADD = $(TEST_LIBS)
+tests_test_onednn_supports_LDFLAGS = $(TEST_LINK_FLAGS)
+tests_test_onednn_reuse_SOURCES = tests/test_onednn_reuse.c tests/test_onednn_common.h
+tests_test_onednn_reuse_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
+tests_test_onednn_reuse_LDADD = $(TEST_LIBS)
+tests_test_onednn_reuse_LDFLAGS = $(TEST_LINK_FLAGS)
+endif

@@ -39,6 +39,13 @@ static moak_status onednn_init(const moak_backend_env *env, void **out)
     ONEDNN_TRY(st, status, fail, dnnl_stream_create(&st->stream, st->engine, dnnl_stream_default_flags),
                "dnnl_stream_create");
     onednn_threads_warm_team(st);
+    for (int kind = ONEDNN_KIND_F32; kind <= ONEDNN_KIND_S8; kind++)
+        st->kind_native[kind] = onednn_probe_kind(st, (onednn_kind)kind, st->kind_lack[kind],
+                                                  sizeof(st->kind_lack[kind]));
+    if (!st->kind_native[ONEDNN_KIND_F32]) {
+        status = onednn_error(st, MOAK_ERR_BACKEND, "%s", st->kind_lack[ONEDNN_KIND_F32]);
+        goto fail;
+    }
     const dnnl_version_t *v = dnnl_version();
     if (v)
         onednn_log(st, MOAK_LOG_INFO, "oneDNN %d.%d.%d, %d OpenMP threads", v->major, v->minor, v->patch,
@@ -86,7 +93,7 @@ static bool onednn_supports(void *state, const moak_op_shape *shape, char *why, 
     case MOAK_OP_MOE_FFN: {
         onednn_kind kind;
         onednn_route route;
-        if (onednn_format_route(shape->format, shape->k > 0 ? shape->k : 1, &kind, &route, why, why_len))
+        if (onednn_format_route(st, shape->format, shape->k > 0 ? shape->k : 1, &kind, &route, why, why_len))
             return true;
         /* The reason is written; expansion makes every format computable. */
         return (st->env.context_flags & MOAK_CONTEXT_ALLOW_WEIGHT_EXPANSION) != 0;

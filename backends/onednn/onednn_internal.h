@@ -45,10 +45,12 @@ typedef enum onednn_route {
     ONEDNN_ROUTE_EXPAND_F32
 } onednn_route;
 
-/* The kind and route of a weight format; false when the format can only be
- * expanded and why explains it (with the growth factor for k columns). */
-bool onednn_format_route(moak_format format, int64_t k, onednn_kind *kind, onednn_route *route,
-                         char *why, size_t why_len);
+struct onednn_state;
+/* The kind and route of a weight format on this machine; false when the
+ * format can only be expanded, and why explains it (with the growth factor
+ * for k columns). */
+bool onednn_format_route(const struct onednn_state *st, moak_format format, int64_t k,
+                         onednn_kind *kind, onednn_route *route, char *why, size_t why_len);
 /* How many times larger the f32 expansion of one row of `format` is. */
 double onednn_expansion_growth(moak_format format, int64_t k);
 
@@ -111,6 +113,10 @@ typedef struct onednn_state {
     void *buffers[ONEDNN_BUF_COUNT];
     size_t buffer_bytes[ONEDNN_BUF_COUNT];
     int saved_omp_threads;        /* the caller's OpenMP setting, restored on leave */
+    /* Which kinds oneDNN computes here with a real (non-reference)
+     * implementation, probed at init; else what it lacks. */
+    bool kind_native[3];
+    char kind_lack[3][128];
 } onednn_state;
 
 /* ---- runtime services (onednn_runtime.c) --------------------------------------------- */
@@ -175,6 +181,9 @@ int64_t onednn_max_chunk(onednn_kind kind);
 int64_t onednn_padded_rows(onednn_kind kind, int64_t m);
 /* Look up (create on a miss) the primitives of every chunk of an m-row call. */
 moak_status onednn_prefetch_primitives(onednn_state *st, const onednn_weight *w, bool bias, int64_t m);
+/* Whether oneDNN has a non-reference matmul of `kind` on this CPU (under
+ * the ISA cap); on false, lack says what is missing. */
+bool onednn_probe_kind(onednn_state *st, onednn_kind kind, char *lack, size_t lack_len);
 /* The weight layout oneDNN picks for (kind, k, n). */
 moak_status onednn_pick_weight_layout(onednn_state *st, onednn_kind kind, int64_t k, int64_t n,
                                       dnnl_memory_desc_t *layout);

@@ -33,6 +33,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <dnnl_debug.h>
+
 #include "onednn_internal.h"
 
 size_t onednn_kind_elem_bytes(onednn_kind kind)
@@ -154,6 +156,53 @@ moak_status onednn_pick_weight_layout(onednn_state *st, onednn_kind kind, int64_
     }
     dnnl_primitive_desc_destroy(pd);
     return status;
+}
+
+bool onednn_probe_kind(onednn_state *st, onednn_kind kind, char *lack, size_t lack_len)
+{
+    dnnl_primitive_desc_t pd = NULL;
+    const int64_t rows = kind == ONEDNN_KIND_F32 ? DNNL_RUNTIME_DIM_VAL : 64;
+    dnnl_memory_desc_t src_md, dst_md, w_md;
+    dnnl_dims_t src_dims = {rows, 64}, w_dims = {64, 64}, dst_dims = {rows, 64};
+    dnnl_data_type_t dt = onednn_kind_dnnl_type(kind);
+    dnnl_matmul_desc_t desc;
+    dnnl_status_t s = dnnl_memory_desc_init_by_tag(&src_md, 2, src_dims, dt, dnnl_ab);
+    if (s == dnnl_success)
+        s = dnnl_memory_desc_init_by_tag(&dst_md, 2, dst_dims, kind == ONEDNN_KIND_S8 ? dnnl_s32 : dnnl_f32,
+                                         dnnl_ab);
+    if (s == dnnl_success)
+        s = dnnl_memory_desc_init_by_tag(&w_md, 2, w_dims, dt, dnnl_format_tag_any);
+    if (s == dnnl_success)
+        s = dnnl_matmul_desc_init(&desc, &src_md, &w_md, NULL, &dst_md);
+    if (s == dnnl_success)
+        s = dnnl_primitive_desc_create(&pd, &desc, NULL, st->engine, NULL);
+    if (s != dnnl_success) {
+        snprintf(lack, lack_len, "oneDNN has no %s matmul on this CPU (dnnl_%s)", onednn_kind_name(kind),
+                 dnnl_status2str(s));
+        return false;
+    }
+    const char *impl = NULL;
+    bool real = dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
+                strncmp(impl, "ref", 3) != 0;
+    /* Without VNNI, oneDNN's int8 kernels multiply with vpmaddubsw, whose
+     * 16-bit pair sums saturate for full-range s8 weights (oneDNN's own
+     * guidance is 7-bit weights there): measured errors of 30-60% at
+     * MOAK_ISA_MAX=scalar.  I8_ROW weights use the full range. */
+    unsigned effective = (unsigned)dnnl_get_effective_cpu_isa();
+    bool vnni = (effective & (unsigned)dnnl_cpu_isa_avx512_core_vnni) == (unsigned)dnnl_cpu_isa_avx512_core_vnni ||
+                (effective & (unsigned)dnnl_cpu_isa_avx2_vnni) == (unsigned)dnnl_cpu_isa_avx2_vnni;
+    if (!real)
+        snprintf(lack, lack_len, "oneDNN has only its reference %s matmul on this CPU (%s)",
+                 onednn_kind_name(kind), impl ? impl : "?");
+    else if (kind == ONEDNN_KIND_S8 && !vnni) {
+        real = false;
+        snprintf(lack, lack_len, "oneDNN's int8 matmul saturates without VNNI (%s)",
+                 dnnl_cpu_isa2str((dnnl_cpu_isa_t)effective));
+    } else {
+        onednn_log(st, MOAK_LOG_DEBUG, "%s matmul: %s", onednn_kind_name(kind), impl);
+    }
+    dnnl_primitive_desc_destroy(pd);
+    return real;
 }
 
 static void entry_release(onednn_matmul_entry *e)

@@ -144,13 +144,16 @@ void onednn_apply_isa_cap(const onednn_state *st)
     /* The cap is process-wide and only takes before oneDNN's first JIT
      * kernel; later it fails, and oneDNN keeps its own choice. */
     dnnl_status_t s = dnnl_set_max_cpu_isa(cap);
-    if (s == dnnl_success)
-        onednn_log(st, MOAK_LOG_INFO, "MOAK_ISA_MAX=%s caps oneDNN at %s", hw->isa_cap,
-                   dnnl_cpu_isa2str(cap));
+    dnnl_cpu_isa_t effective = dnnl_get_effective_cpu_isa();
+    /* ISA values are bit sets: a level includes the bits of those below. */
+    if (((unsigned)effective & ~(unsigned)cap) == 0)
+        onednn_log(st, MOAK_LOG_DEBUG, "MOAK_ISA_MAX=%s: oneDNN runs at %s", hw->isa_cap,
+                   dnnl_cpu_isa2str(effective));
     else
         onednn_log(st, MOAK_LOG_WARN,
-                   "MOAK_ISA_MAX=%s could not cap oneDNN (dnnl_%s: oneDNN already chose its ISA "
-                   "in this process)", hw->isa_cap, dnnl_status2str(s));
+                   "MOAK_ISA_MAX=%s could not cap oneDNN at %s (dnnl_%s: it already runs at %s "
+                   "in this process)", hw->isa_cap, dnnl_cpu_isa2str(cap), dnnl_status2str(s),
+                   dnnl_cpu_isa2str(effective));
 }
 
 /* ---- buffers ----------------------------------------------------------------------- */

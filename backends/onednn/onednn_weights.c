@@ -19,6 +19,10 @@
  *   F16 2x, Q8_0 3.76x (34 -> 128 bytes per 32 values),
  *   Q4_0 7.11x (18 -> 128), I4_G32 6.4x (20 -> 128), I4_G128 7.53x (68 -> 512).
  * The growth is logged (MOAK_VERBOSE) when the weight is created.
+ * F32, BF16 and I8_ROW take the same route where this CPU (or MOAK_ISA_MAX)
+ * leaves oneDNN without a real implementation of their kind (bf16 matmul
+ * needs AVX-512; int8 is exact only with VNNI): BF16 grows 2x, I8_ROW
+ * 4k/(4+k) (about 4x).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,23 +36,27 @@ double onednn_expansion_growth(moak_format format, int64_t k)
     return row ? (double)k * 4.0 / (double)row : 0.0;
 }
 
-bool onednn_format_route(moak_format format, int64_t k, onednn_kind *kind, onednn_route *route,
-                         char *why, size_t why_len)
+bool onednn_format_route(const onednn_state *st, moak_format format, int64_t k, onednn_kind *kind,
+                         onednn_route *route, char *why, size_t why_len)
 {
     const char *lack = NULL;
     switch (format) {
     case MOAK_FORMAT_F32:
-        *kind = ONEDNN_KIND_F32;
-        *route = ONEDNN_ROUTE_NATIVE;
-        return true;
     case MOAK_FORMAT_BF16:
-        *kind = ONEDNN_KIND_BF16;
-        *route = ONEDNN_ROUTE_NATIVE;
-        return true;
-    case MOAK_FORMAT_I8_ROW:
-        *kind = ONEDNN_KIND_S8;
-        *route = ONEDNN_ROUTE_NATIVE;
-        return true;
+    case MOAK_FORMAT_I8_ROW: {
+        onednn_kind native = format == MOAK_FORMAT_F32    ? ONEDNN_KIND_F32
+                             : format == MOAK_FORMAT_BF16 ? ONEDNN_KIND_BF16
+                                                          : ONEDNN_KIND_S8;
+        if (st->kind_native[native]) {
+            *kind = native;
+            *route = ONEDNN_ROUTE_NATIVE;
+            return true;
+        }
+        /* e.g. bf16 below AVX-512, or an ISA cap: f32 (the core's
+         * dequantization) is still exact. */
+        lack = st->kind_lack[native];
+        break;
+    }
     case MOAK_FORMAT_F16:
         lack = "oneDNN 2.6 has no f16 matmul on CPU";
         break;
@@ -107,7 +115,7 @@ static moak_status pack_locked(onednn_state *st, const moak_weight_desc *desc, o
     onednn_route route;
     char why[256];
     const int64_t n = desc->rows, k = desc->cols;
-    if (!onednn_format_route(desc->format, k, &kind, &route, why, sizeof(why)) &&
+    if (!onednn_format_route(st, desc->format, k, &kind, &route, why, sizeof(why)) &&
         !(st->env.context_flags & MOAK_CONTEXT_ALLOW_WEIGHT_EXPANSION))
         return onednn_error(st, MOAK_ERR_UNSUPPORTED, "%s", why);
 
