@@ -227,6 +227,7 @@ ALWAYS_INLINE void qk_gemm_block_avx2(const int J, const float *qt, int32_t rows
         acc[j][0] = _mm256_setzero_ps();
         acc[j][1] = _mm256_setzero_ps();
     }
+#pragma GCC unroll 2
     for (int32_t d = 0; d < dk_pad; d++) {
         const __m256 q0 = _mm256_load_ps(qt + (size_t)d * (size_t)rows_pad);
         const __m256 q1 = _mm256_load_ps(qt + (size_t)d * (size_t)rows_pad + 8);
@@ -321,6 +322,8 @@ ALWAYS_INLINE void pv_block_avx2(const int R, const int W, const float *p, int32
         for (int w = 0; w < W; w++)
             acc[r][w] = _mm256_mul_ps(_mm256_load_ps(o + (size_t)r * (size_t)dv_pad + 8 * w), c);
     }
+    /* unrolled twice: the loop overhead otherwise costs ~5% of the FMA rate */
+#pragma GCC unroll 2
     for (int32_t j = 0; j < n; j++) {
         __m256 vv[2];
 #pragma GCC unroll 2

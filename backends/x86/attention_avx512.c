@@ -239,6 +239,7 @@ ALWAYS_INLINE void qk_gemm_block_avx512(const int RV, const float *qt, int32_t r
 #pragma GCC unroll 3
         for (int v = 0; v < RV; v++)
             acc[j][v] = _mm512_setzero_ps();
+#pragma GCC unroll 2
     for (int32_t d = 0; d < dk_pad; d++) {
         __m512 qv[3];
 #pragma GCC unroll 3
@@ -331,6 +332,8 @@ ALWAYS_INLINE void pv_block_avx512(const int R, const int W, const float *p, int
         for (int w = 0; w < W; w++)
             acc[r][w] = _mm512_mul_ps(_mm512_load_ps(o + (size_t)r * (size_t)dv_pad + 16 * w), c);
     }
+    /* unrolled twice: the loop overhead otherwise costs ~5% of the FMA rate */
+#pragma GCC unroll 2
     for (int32_t j = 0; j < n; j++) {
         __m512 vv[4];
 #pragma GCC unroll 4
