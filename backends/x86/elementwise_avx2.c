@@ -165,18 +165,29 @@ static int32_t arg_max_avx2(const double *key, int32_t n)
 
 /* ---- RMSNorm -------------------------------------------------------------------------- */
 
+/* Four double accumulators (two steps of 8 floats in flight) keep the FMA
+ * latency off the critical path. */
 static double sum_squares_avx2(const float *x, int64_t n)
 {
     __m256d acc0 = _mm256_setzero_pd(), acc1 = _mm256_setzero_pd();
+    __m256d acc2 = _mm256_setzero_pd(), acc3 = _mm256_setzero_pd();
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256d lo = _mm256_cvtps_pd(_mm_loadu_ps(x + i));
-        const __m256d hi = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4));
-        acc0 = _mm256_fmadd_pd(lo, lo, acc0);
-        acc1 = _mm256_fmadd_pd(hi, hi, acc1);
+    for (; i + 16 <= n; i += 16) {
+        const __m256d a = _mm256_cvtps_pd(_mm_loadu_ps(x + i));
+        const __m256d b = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4));
+        const __m256d c = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 8));
+        const __m256d d = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 12));
+        acc0 = _mm256_fmadd_pd(a, a, acc0);
+        acc1 = _mm256_fmadd_pd(b, b, acc1);
+        acc2 = _mm256_fmadd_pd(c, c, acc2);
+        acc3 = _mm256_fmadd_pd(d, d, acc3);
+    }
+    for (; i + 4 <= n; i += 4) {
+        const __m256d a = _mm256_cvtps_pd(_mm_loadu_ps(x + i));
+        acc0 = _mm256_fmadd_pd(a, a, acc0);
     }
     double lanes[4];
-    _mm256_storeu_pd(lanes, _mm256_add_pd(acc0, acc1));
+    _mm256_storeu_pd(lanes, _mm256_add_pd(_mm256_add_pd(acc0, acc1), _mm256_add_pd(acc2, acc3)));
     double sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
     for (; i < n; i++)
         sum += (double)x[i] * (double)x[i];

@@ -150,17 +150,28 @@ static int32_t arg_max_avx512(const double *key, int32_t n)
 
 /* ---- RMSNorm -------------------------------------------------------------------------- */
 
+ALWAYS_INLINE void square_add_avx512(__m512 v, __m512d *acc_lo, __m512d *acc_hi)
+{
+    const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+    const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    *acc_lo = _mm512_fmadd_pd(lo, lo, *acc_lo);
+    *acc_hi = _mm512_fmadd_pd(hi, hi, *acc_hi);
+}
+
+/* Four double accumulators (32 floats a step) keep the FMA latency off the
+ * critical path. */
 static double sum_squares_avx512(const float *x, int64_t n)
 {
-    __m512d acc0 = _mm512_setzero_pd(), acc1 = _mm512_setzero_pd();
-    for (int64_t i = 0; i < n; i += 16) {
-        const __m512 v = _mm512_maskz_loadu_ps(lanes16_avx512(n - i), x + i);
-        const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
-        const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-        acc0 = _mm512_fmadd_pd(lo, lo, acc0);
-        acc1 = _mm512_fmadd_pd(hi, hi, acc1);
+    __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
+    __m512d a2 = _mm512_setzero_pd(), a3 = _mm512_setzero_pd();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        square_add_avx512(_mm512_loadu_ps(x + i), &a0, &a1);
+        square_add_avx512(_mm512_loadu_ps(x + i + 16), &a2, &a3);
     }
-    return _mm512_reduce_add_pd(_mm512_add_pd(acc0, acc1));
+    for (; i < n; i += 16)
+        square_add_avx512(_mm512_maskz_loadu_ps(lanes16_avx512(n - i), x + i), &a0, &a1);
+    return _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(a2, a3)));
 }
 
 /* y = x * inv_rms * gamma in f32 (a few ulp from the reference's double
