@@ -527,17 +527,25 @@ void bench_run_workload(moak_context *ctx, const char *backend, const bench_work
         return;
     }
     if (!r.failed) {
-        /* Instances: as many as a cold run wants, or as many calls as the
-         * budget allows, whichever is fewer. */
         double per_call = t1 > 1e-7 ? t1 : 1e-7;
-        double possible = o->budget_seconds / per_call + 1.0;
-        int target = (double)r.cap_inst < possible ? r.cap_inst : (int)possible;
-        while (r.n_inst < target && !r.failed)
-            add_instance(&r);
-        res->setup_seconds = tool_now() - t0 - t1;
         double budget_left = o->budget_seconds - t1;
         int64_t iters = (int64_t)ceil(o->min_repeat_seconds / per_call);
         iters = iters < 1 ? 1 : iters;
+        /* Instances: as many as a cold run wants when the roofline says the
+         * workload is memory-bound (or was not measured); a compute-bound one
+         * gets no more than twice the calls the first estimate plans (the
+         * margin: the warm-up may find calls faster than the first), since
+         * where its bytes come from barely moves its time. */
+        bench_count count;
+        bench_floor floor;
+        bench_count_workload(&count, w, f, res->distinct_experts);
+        bench_roofline_floor(roof, &count, o->hot, count.bytes, &floor);
+        double planned = 2.0 * (double)iters * (double)(o->repeat + 1) + 1.0;
+        bool memory_bound = !roof->measured || floor.memory_seconds >= floor.compute_seconds;
+        int target = memory_bound || (double)r.cap_inst < planned ? r.cap_inst : (int)planned;
+        while (r.n_inst < target && !r.failed)
+            add_instance(&r);
+        res->setup_seconds = tool_now() - t0 - t1;
         /* Warm-up: one repeat's worth of calls, when there is time for it and a
          * timed repeat after; it also measures a call better than the first
          * (which may have paid for page faults). */
