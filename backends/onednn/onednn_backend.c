@@ -26,6 +26,8 @@ static bool onednn_available(const moak_hw_info *hw, char *why, size_t why_len)
     return true;
 }
 
+static void onednn_fini(void *state);
+
 static moak_status onednn_init(const moak_backend_env *env, void **out)
 {
     onednn_state *st = calloc(1, sizeof(*st));
@@ -33,11 +35,21 @@ static moak_status onednn_init(const moak_backend_env *env, void **out)
         return env->error ? env->error(env->log_ctx, MOAK_ERR_OUT_OF_MEMORY, "onednn: out of memory")
                           : MOAK_ERR_OUT_OF_MEMORY;
     st->env = *env;
+    st->n_threads = env->n_threads > 0 ? env->n_threads : 1;
     moak_status status = MOAK_OK;
     onednn_apply_isa_cap(st);
     ONEDNN_TRY(st, status, fail, dnnl_engine_create(&st->engine, dnnl_cpu, 0), "dnnl_engine_create (cpu)");
-    ONEDNN_TRY(st, status, fail, dnnl_stream_create(&st->stream, st->engine, dnnl_stream_default_flags),
-               "dnnl_stream_create");
+    /* One stream per thread: the MoE FFN runs primitives from every thread
+     * of its parallel region at once. */
+    st->workers = calloc((size_t)st->n_threads, sizeof(onednn_worker));
+    if (!st->workers) {
+        status = onednn_error(st, MOAK_ERR_OUT_OF_MEMORY, "out of memory for %d workers", st->n_threads);
+        goto fail;
+    }
+    for (int t = 0; t < st->n_threads; t++)
+        ONEDNN_TRY(st, status, fail,
+                   dnnl_stream_create(&st->workers[t].stream, st->engine, dnnl_stream_default_flags),
+                   "dnnl_stream_create");
     onednn_threads_warm_team(st);
     for (int kind = ONEDNN_KIND_F32; kind <= ONEDNN_KIND_S8; kind++)
         st->kind_native[kind] = onednn_probe_kind(st, (onednn_kind)kind, st->kind_lack[kind],
@@ -53,11 +65,7 @@ static moak_status onednn_init(const moak_backend_env *env, void **out)
     *out = st;
     return MOAK_OK;
 fail:
-    if (st->stream)
-        dnnl_stream_destroy(st->stream);
-    if (st->engine)
-        dnnl_engine_destroy(st->engine);
-    free(st);
+    onednn_fini(st);
     return status;
 }
 
@@ -66,15 +74,19 @@ static void onednn_fini(void *state)
     onednn_state *st = state;
     if (!st)
         return;
-    onednn_cache_clear(st);
-    onednn_buffers_free(st);
-    if (st->stream)
-        dnnl_stream_destroy(st->stream);
-    if (st->engine)
-        dnnl_engine_destroy(st->engine);
-    if (st->env.log)
+    if (st->env.log && (st->cache_hits || st->cache_misses))
         onednn_log(st, MOAK_LOG_DEBUG, "primitive cache: %llu hits, %llu misses",
                    (unsigned long long)st->cache_hits, (unsigned long long)st->cache_misses);
+    onednn_cache_clear(st);
+    if (st->workers)
+        for (int t = 0; t < st->n_threads; t++) {
+            onednn_buffers_free(&st->workers[t]);
+            if (st->workers[t].stream)
+                dnnl_stream_destroy(st->workers[t].stream);
+        }
+    free(st->workers);
+    if (st->engine)
+        dnnl_engine_destroy(st->engine);
     free(st);
 }
 

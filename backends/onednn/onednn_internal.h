@@ -13,6 +13,9 @@
  *         their scales, the weight row scale and the bias in C afterwards.
  * Everything parallel runs on oneDNN's OpenMP team (the backend's own loops
  * are OpenMP loops on the same team), so moak's pool sleeps meanwhile.
+ * The MoE FFN runs whole work items (an expert's chunk of rows) per thread
+ * in one parallel region, with primitives made for one thread; see
+ * onednn_moe.c.
  */
 #ifndef MOAK_ONEDNN_INTERNAL_H
 #define MOAK_ONEDNN_INTERNAL_H
@@ -73,45 +76,58 @@ typedef struct onednn_weight {
 /* ---- backend state ------------------------------------------------------------------ */
 
 /* One primitive of the cache: a matmul for one (kind, rows class, k, n,
- * bias) and the memory objects its calls re-point at their buffers. */
+ * bias, weight layout, thread count).  Calls wrap their buffers in memory
+ * objects of their own (0.4 us each), so an entry is never written while
+ * it runs and several threads may run it at once. */
 typedef struct onednn_matmul_entry {
     bool used;
     onednn_kind kind;
     int64_t m;                    /* rows; DNNL_RUNTIME_DIM_VAL for "any" */
     int64_t k, n;
     bool bias;
+    int threads;                  /* OpenMP threads it was created for */
     dnnl_memory_desc_t weights_md;
     dnnl_primitive_t primitive;
-    dnnl_memory_t src, dst, bias_mem;
+    dnnl_memory_desc_t scratchpad;  /* the caller provides it (scratchpad mode user) */
+    size_t scratchpad_bytes;
     uint64_t last_use;
 } onednn_matmul_entry;
 
 #define ONEDNN_CACHE_ENTRIES 96
 
-/* Growable host buffers reused across calls (one op runs at a time per
- * context, so one set per backend state is enough). */
+/* Growable host buffers reused across calls. */
 typedef enum onednn_buffer_id {
     ONEDNN_BUF_SRC,               /* prepared activations (f32, bf16 or s8) */
     ONEDNN_BUF_SRC_SCALES,        /* S8 activation row scales */
-    ONEDNN_BUF_DST,               /* raw primitive output (s32 or f32) */
+    ONEDNN_BUF_DST,               /* raw primitive output (s32 or padded f32) */
     ONEDNN_BUF_GATE,              /* MoE: gate projection, f32 */
     ONEDNN_BUF_UP,                /* MoE: up projection, f32 */
     ONEDNN_BUF_HIDDEN,            /* MoE: GLU output, f32 */
-    ONEDNN_BUF_DOWN,              /* MoE: down projection, f32 */
-    ONEDNN_BUF_ACCUM,             /* MoE: weighted sum per token, f32 */
-    ONEDNN_BUF_INDEX,             /* MoE: token index of each gathered row */
+    ONEDNN_BUF_INDEX,             /* MoE: token of each gathered row */
+    ONEDNN_BUF_SCRATCHPAD,        /* oneDNN's scratchpad for the running primitive */
+    /* used by the calling thread's worker only: */
+    ONEDNN_BUF_PAIR_OUT,          /* MoE: down projection of every pair, f32 */
+    ONEDNN_BUF_PAIR_POS,          /* MoE: position of each pair in the grouping */
+    ONEDNN_BUF_ITEMS,             /* MoE: the work items */
     ONEDNN_BUF_COUNT
 } onednn_buffer_id;
 
+/* What one thread needs to run primitives on its own: a stream and its
+ * buffers.  workers[0] belongs to the thread that calls the backend. */
+typedef struct onednn_worker {
+    dnnl_stream_t stream;
+    void *buffers[ONEDNN_BUF_COUNT];
+    size_t buffer_bytes[ONEDNN_BUF_COUNT];
+} onednn_worker;
+
 typedef struct onednn_state {
     moak_backend_env env;
+    int n_threads;                /* env.n_threads, at least 1 */
     dnnl_engine_t engine;
-    dnnl_stream_t stream;
+    onednn_worker *workers;       /* [n_threads] */
     onednn_matmul_entry cache[ONEDNN_CACHE_ENTRIES];
     uint64_t cache_clock;
     uint64_t cache_hits, cache_misses;
-    void *buffers[ONEDNN_BUF_COUNT];
-    size_t buffer_bytes[ONEDNN_BUF_COUNT];
     int saved_omp_threads;        /* the caller's OpenMP setting, restored on leave */
     /* Which kinds oneDNN computes here with a real (non-reference)
      * implementation, probed at init; else what it lacks. */
@@ -157,10 +173,10 @@ void onednn_threads_warm_team(const onednn_state *st);
 /* Cap oneDNN's ISA to what moak uses when MOAK_ISA_MAX is in force. */
 void onednn_apply_isa_cap(const onednn_state *st);
 
-/* A buffer of at least `bytes`, 64-byte aligned, kept for later calls;
- * NULL (with the error recorded) when memory runs out. */
-void *onednn_buffer(onednn_state *st, onednn_buffer_id id, size_t bytes);
-void onednn_buffers_free(onednn_state *st);
+/* A buffer of the worker of at least `bytes`, 64-byte aligned, kept for
+ * later calls; NULL (with the error recorded) when memory runs out. */
+void *onednn_buffer(const onednn_state *st, onednn_worker *wk, onednn_buffer_id id, size_t bytes);
+void onednn_buffers_free(onednn_worker *wk);
 /* a * b * c in size_t, false on overflow. */
 bool onednn_mul_size3(size_t a, size_t b, size_t c, size_t *out);
 
@@ -179,21 +195,25 @@ int64_t onednn_max_chunk(onednn_kind kind);
 /* Rows of prepared activations for m activation rows: the class of their
  * primitive rows, or exactly those rows when the primitive takes any count. */
 int64_t onednn_padded_rows(onednn_kind kind, int64_t m);
-/* Look up (create on a miss) the primitives of every chunk of an m-row call. */
-moak_status onednn_prefetch_primitives(onednn_state *st, const onednn_weight *w, bool bias, int64_t m);
 /* Whether oneDNN has a non-reference matmul of `kind` on this CPU (under
  * the ISA cap); on false, lack says what is missing. */
 bool onednn_probe_kind(onednn_state *st, onednn_kind kind, char *lack, size_t lack_len);
 /* The weight layout oneDNN picks for (kind, k, n). */
 moak_status onednn_pick_weight_layout(onednn_state *st, onednn_kind kind, int64_t k, int64_t n,
                                       dnnl_memory_desc_t *layout);
-/* The cached primitive for (kind, class rows, weights, bias), created on a miss. */
+/* The cached primitive for (kind, class rows, weights, bias, threads),
+ * created on a miss.  Not thread-safe: look up before a parallel region. */
 moak_status onednn_matmul_lookup(onednn_state *st, onednn_kind kind, int64_t class_rows,
                                  const dnnl_memory_desc_t *weights_md, int64_t k, int64_t n,
-                                 bool bias, onednn_matmul_entry **entry);
+                                 bool bias, int threads, onednn_matmul_entry **entry);
+/* The entry that runs m activation rows on weight w (onednn_gemm's `e`). */
+moak_status onednn_entry_for(onednn_state *st, const onednn_weight *w, int64_t m, bool bias, int threads,
+                             onednn_matmul_entry **entry);
 void onednn_cache_clear(onednn_state *st);
 
 /* ---- rows in C (onednn_rows.c): activation preparation and epilogues ---------------- */
+/* Each takes the number of OpenMP threads it may use (1 inside a parallel
+ * region: the loops then stay on the calling thread). */
 
 /* The source of `rows` activation rows of length k: row r is
  * base + index[r] * k, or base + r * k when index is NULL. */
@@ -208,28 +228,28 @@ typedef struct onednn_rows_in {
  * dst (rows past the data are zero): F32 copies, BF16 rounds to nearest
  * even, S8 writes the two levels of each row r at rows r and in->rows + r
  * and their scales at scales[r] and scales[in->rows + r]. */
-void onednn_prepare_rows(const onednn_state *st, onednn_kind kind, const onednn_rows_in *in,
-                         int64_t padded_rows, void *dst, float *scales);
+void onednn_prepare_rows(int threads, onednn_kind kind, const onednn_rows_in *in, int64_t padded_rows,
+                         void *dst, float *scales);
 /* S8 epilogue for m activation rows (2m primitive rows):
  * out[r][j] = (acc[r][j] * s[r] + acc[m + r][j] * s[m + r]) * w_scales[j] + bias[j]. */
-void onednn_s8_epilogue(const onednn_state *st, const int32_t *acc, int64_t rows, int64_t n,
-                        const float *act_scales, const float *w_scales, const float *bias,
-                        float *out);
+void onednn_s8_epilogue(int threads, const int32_t *acc, int64_t rows, int64_t n, const float *act_scales,
+                        const float *w_scales, const float *bias, float *out);
 /* h = act(gate, up) elementwise over rows x n (moak.h's three GLUs). */
-void onednn_glu(const onednn_state *st, const moak_moe_args *args, const float *gate,
-                const float *up, int64_t rows, int64_t n, float *h);
-/* accum[token[r]][j] += weight[r] * down[r][j]; rows in order for each column. */
-void onednn_accumulate(const onednn_state *st, const float *down, int64_t rows, int64_t n,
-                       const int32_t *token, const float *weight, float *accum);
+void onednn_glu(int threads, const moak_moe_args *args, const float *gate, const float *up, int64_t rows,
+                int64_t n, float *h);
+/* y[t][j] = sum over slots s in order of weights[t][s] * pair_out[pos[t*top_k + s]][j]. */
+void onednn_combine(int threads, const float *pair_out, const int32_t *pos, const float *weights,
+                    int64_t n_tokens, int32_t top_k, int64_t n, float *y);
 
 /* ---- ops ---------------------------------------------------------------------------------- */
 
-/* out[m][n] = prepared activations x W[expert]^T (+ scales, + bias).
- * src holds onednn_padded_rows(kind, m) rows as written by
- * onednn_prepare_rows; m <= onednn_max_chunk(kind). */
-moak_status onednn_gemm(onednn_state *st, const onednn_weight *w, int64_t expert,
-                        const float *bias, const void *src, const float *src_scales, int64_t m,
-                        float *out);
+/* out[m][n] = prepared activations x W[expert]^T (+ scales, + bias), run by
+ * entry e (from onednn_entry_for with the same m, bias and threads) on the
+ * worker's stream.  src holds onednn_padded_rows(kind, m) rows as written
+ * by onednn_prepare_rows; m <= onednn_max_chunk(kind). */
+moak_status onednn_gemm(const onednn_state *st, onednn_worker *wk, const onednn_matmul_entry *e,
+                        const onednn_weight *w, int64_t expert, const float *bias, const void *src,
+                        const float *src_scales, int64_t m, float *out, int threads);
 moak_status onednn_matmul(void *state, const moak_matmul_args *args);
 moak_status onednn_moe_ffn(void *state, const moak_moe_args *args);
 moak_status onednn_weight_pack(void *state, const moak_weight_desc *desc, void **packed);

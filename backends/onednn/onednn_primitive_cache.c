@@ -4,8 +4,10 @@
  *
  * Creating a oneDNN primitive (descriptor, implementation search, JIT code
  * generation) costs 0.1-0.6 ms on the shapes of bench/workloads; a cache
- * hit costs a scan of this table and a few dnnl_memory_set_data_handle
- * calls (nanoseconds each).
+ * hit costs a scan of this table.  The thread count is part of the key:
+ * oneDNN divides the work for the threads in force when a primitive is
+ * created, and the MoE FFN runs primitives made for one thread inside its
+ * own parallel region.
  *
  * Rows classes.  oneDNN 2.6 can leave M to run time (DNNL_RUNTIME_DIM_VAL),
  * but then it only offers its older gemm:jit implementation for int8 and
@@ -29,6 +31,7 @@
  * is created for exactly that layout, so one packed copy of the weights
  * serves every m.
  */
+#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -116,6 +119,7 @@ static moak_status create_matmul_pd(onednn_state *st, onednn_kind kind, int64_t 
     dnnl_data_type_t dt = onednn_kind_dnnl_type(kind);
     dnnl_data_type_t dst_dt = kind == ONEDNN_KIND_S8 ? dnnl_s32 : dnnl_f32;
     dnnl_matmul_desc_t desc;
+    dnnl_primitive_attr_t attr = NULL;
 
     ONEDNN_TRY(st, status, done, dnnl_memory_desc_init_by_tag(&src_md, 2, src_dims, dt, dnnl_ab),
                "dnnl_memory_desc_init_by_tag (matmul source)");
@@ -134,9 +138,16 @@ static moak_status create_matmul_pd(onednn_state *st, onednn_kind kind, int64_t 
     ONEDNN_TRY(st, status, done,
                dnnl_matmul_desc_init(&desc, &src_md, weights_md, bias ? &bias_md : NULL, &dst_md),
                "dnnl_matmul_desc_init");
-    ONEDNN_TRY(st, status, done, dnnl_primitive_desc_create(pd, &desc, NULL, st->engine, NULL),
+    /* Scratchpads are the caller's (one per worker): primitives then run
+     * from several threads at once without sharing oneDNN's own. */
+    ONEDNN_TRY(st, status, done, dnnl_primitive_attr_create(&attr), "dnnl_primitive_attr_create");
+    ONEDNN_TRY(st, status, done, dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user),
+               "dnnl_primitive_attr_set_scratchpad_mode");
+    ONEDNN_TRY(st, status, done, dnnl_primitive_desc_create(pd, &desc, attr, st->engine, NULL),
                "dnnl_primitive_desc_create (matmul)");
 done:
+    if (attr)
+        dnnl_primitive_attr_destroy(attr);
     return status;
 }
 
@@ -209,12 +220,6 @@ static void entry_release(onednn_matmul_entry *e)
 {
     if (e->primitive)
         dnnl_primitive_destroy(e->primitive);
-    if (e->src)
-        dnnl_memory_destroy(e->src);
-    if (e->dst)
-        dnnl_memory_destroy(e->dst);
-    if (e->bias_mem)
-        dnnl_memory_destroy(e->bias_mem);
     memset(e, 0, sizeof(*e));
 }
 
@@ -225,42 +230,38 @@ void onednn_cache_clear(onednn_state *st)
             entry_release(&st->cache[i]);
 }
 
-static bool entry_matches(const onednn_matmul_entry *e, onednn_kind kind, int64_t m, int64_t k,
-                          int64_t n, bool bias, const dnnl_memory_desc_t *weights_md)
+static bool entry_matches(const onednn_matmul_entry *e, onednn_kind kind, int64_t m, int64_t k, int64_t n,
+                          bool bias, int threads, const dnnl_memory_desc_t *weights_md)
 {
     return e->used && e->kind == kind && e->m == m && e->k == k && e->n == n && e->bias == bias &&
-           dnnl_memory_desc_equal(&e->weights_md, weights_md);
+           e->threads == threads && dnnl_memory_desc_equal(&e->weights_md, weights_md);
 }
 
-/* Fill e with a new primitive and the memory objects its calls re-point. */
-static moak_status entry_create(onednn_state *st, onednn_matmul_entry *e, onednn_kind kind,
-                                int64_t m, int64_t k, int64_t n, bool bias,
+/* Fill e with a new primitive, created for `threads` OpenMP threads (oneDNN
+ * splits the work for the thread count in force at creation). */
+static moak_status entry_create(onednn_state *st, onednn_matmul_entry *e, onednn_kind kind, int64_t m,
+                                int64_t k, int64_t n, bool bias, int threads,
                                 const dnnl_memory_desc_t *weights_md)
 {
     double t0 = now_ms();
+    int before = omp_get_max_threads();
+    omp_set_num_threads(threads);
     dnnl_primitive_desc_t pd = NULL;
     moak_status status = create_matmul_pd(st, kind, m, k, n, weights_md, bias, &pd);
-    if (status != MOAK_OK)
-        return status;
     memset(e, 0, sizeof(*e));
-    ONEDNN_TRY(st, status, fail, dnnl_primitive_create(&e->primitive, pd), "dnnl_primitive_create (matmul)");
-    /* Memory objects need concrete dims: runtime-rows primitives get theirs per call. */
-    if (m != DNNL_RUNTIME_DIM_VAL) {
-        ONEDNN_TRY(st, status, fail,
-                   dnnl_memory_create(&e->src, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0),
-                                      st->engine, DNNL_MEMORY_NONE),
-                   "dnnl_memory_create (matmul source)");
-        ONEDNN_TRY(st, status, fail,
-                   dnnl_memory_create(&e->dst, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0),
-                                      st->engine, DNNL_MEMORY_NONE),
-                   "dnnl_memory_create (matmul destination)");
+    if (status == MOAK_OK) {
+        dnnl_status_t s = dnnl_primitive_create(&e->primitive, pd);
+        if (s != dnnl_success) {
+            e->primitive = NULL;
+            status = onednn_dnnl_failed(st, s, "dnnl_primitive_create (matmul)");
+        }
     }
-    if (bias)
-        ONEDNN_TRY(st, status, fail,
-                   dnnl_memory_create(&e->bias_mem,
-                                      dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1),
-                                      st->engine, DNNL_MEMORY_NONE),
-                   "dnnl_memory_create (bias)");
+    omp_set_num_threads(before);
+    if (status != MOAK_OK) {
+        if (pd)
+            dnnl_primitive_desc_destroy(pd);
+        return status;
+    }
     if (st->env.log) {
         const char *impl = NULL;
         if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success)
@@ -270,10 +271,13 @@ static moak_status entry_create(onednn_state *st, onednn_matmul_entry *e, onednn
             snprintf(rows, sizeof(rows), "any");
         else
             snprintf(rows, sizeof(rows), "%lld", (long long)m);
-        onednn_log(st, MOAK_LOG_DEBUG, "new %s matmul primitive m=%s k=%lld n=%lld%s: %s (%.2f ms)",
-                   onednn_kind_name(kind), rows, (long long)k, (long long)n, bias ? " +bias" : "",
-                   impl ? impl : "?", now_ms() - t0);
+        onednn_log(st, MOAK_LOG_DEBUG, "new %s matmul primitive m=%s k=%lld n=%lld%s, %d thread%s: %s (%.2f ms)",
+                   onednn_kind_name(kind), rows, (long long)k, (long long)n, bias ? " +bias" : "", threads,
+                   threads == 1 ? "" : "s", impl ? impl : "?", now_ms() - t0);
     }
+    const dnnl_memory_desc_t *scratch = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    e->scratchpad = scratch ? *scratch : (dnnl_memory_desc_t){0};
+    e->scratchpad_bytes = scratch ? dnnl_memory_desc_get_size(scratch) : 0;
     dnnl_primitive_desc_destroy(pd);
     e->used = true;
     e->kind = kind;
@@ -281,22 +285,19 @@ static moak_status entry_create(onednn_state *st, onednn_matmul_entry *e, onednn
     e->k = k;
     e->n = n;
     e->bias = bias;
+    e->threads = threads;
     e->weights_md = *weights_md;
     return MOAK_OK;
-fail:
-    dnnl_primitive_desc_destroy(pd);
-    entry_release(e);
-    return status;
 }
 
 moak_status onednn_matmul_lookup(onednn_state *st, onednn_kind kind, int64_t class_rows,
-                                 const dnnl_memory_desc_t *weights_md, int64_t k, int64_t n,
-                                 bool bias, onednn_matmul_entry **out)
+                                 const dnnl_memory_desc_t *weights_md, int64_t k, int64_t n, bool bias,
+                                 int threads, onednn_matmul_entry **out)
 {
     onednn_matmul_entry *victim = NULL;
     for (int i = 0; i < ONEDNN_CACHE_ENTRIES; i++) {
         onednn_matmul_entry *e = &st->cache[i];
-        if (entry_matches(e, kind, class_rows, k, n, bias, weights_md)) {
+        if (entry_matches(e, kind, class_rows, k, n, bias, threads, weights_md)) {
             e->last_use = ++st->cache_clock;
             st->cache_hits++;
             *out = e;
@@ -308,10 +309,19 @@ moak_status onednn_matmul_lookup(onednn_state *st, onednn_kind kind, int64_t cla
     st->cache_misses++;
     if (victim->used)
         entry_release(victim);
-    moak_status status = entry_create(st, victim, kind, class_rows, k, n, bias, weights_md);
+    moak_status status = entry_create(st, victim, kind, class_rows, k, n, bias, threads, weights_md);
     if (status != MOAK_OK)
         return status;
     victim->last_use = ++st->cache_clock;
     *out = victim;
     return MOAK_OK;
+}
+
+moak_status onednn_entry_for(onednn_state *st, const onednn_weight *w, int64_t m, bool bias, int threads,
+                             onednn_matmul_entry **entry)
+{
+    /* s8 takes its bias in the C epilogue, with the scales. */
+    const bool fused_bias = bias && w->kind != ONEDNN_KIND_S8;
+    const int64_t rows = onednn_class_rows(w->kind, onednn_act_rows(w->kind, m));
+    return onednn_matmul_lookup(st, w->kind, rows, &w->layout, w->k, w->n, fused_bias, threads, entry);
 }

@@ -2,7 +2,7 @@
  * The row work the oneDNN backend does in C around its matmul primitives:
  * preparing activations (copy, bf16 rounding, two-level s8 quantization),
  * the s8 epilogue, the GLUs of the MoE FFN and the weighted sum back per
- * token.
+ * token (in slot order).
  *
  * Why the s8 epilogue is here and not in oneDNN: oneDNN 2.6 takes per-column
  * output scales (the weight rows) as an attribute, but a primitive created
@@ -14,7 +14,8 @@
  *
  * Every loop runs on oneDNN's OpenMP team (static schedules; each element's
  * value does not depend on which thread computed it), so results are the
- * same for every thread count.  The files of this backend are compiled for
+ * same for every thread count; inside the MoE's own parallel region the
+ * callers pass threads = 1.  The files of this backend are compiled for
  * baseline x86-64: exp and erf are evaluated by short polynomials that the
  * compiler vectorizes, not by libm calls.
  */
@@ -27,8 +28,6 @@
 /* Below this many elements a loop stays on the calling thread: waking the
  * team costs more than the work. */
 #define ONEDNN_PARALLEL_MIN_ELEMS 32768
-
-static int team_size(const onednn_state *st) { return st->env.n_threads > 0 ? st->env.n_threads : 1; }
 
 /* ---- activation preparation ----------------------------------------------------- */
 
@@ -103,13 +102,12 @@ static void bf16_row(const float *x, int64_t k, uint16_t *d)
         d[i] = bf16_round(x[i]);
 }
 
-void onednn_prepare_rows(const onednn_state *st, onednn_kind kind, const onednn_rows_in *in,
-                         int64_t padded_rows, void *dst, float *scales)
+void onednn_prepare_rows(int threads, onednn_kind kind, const onednn_rows_in *in, int64_t padded_rows,
+                         void *dst, float *scales)
 {
     const int64_t k = in->k;
     const size_t row_bytes = (size_t)k * onednn_kind_elem_bytes(kind);
     const int64_t rows = in->rows;
-    const int threads = team_size(st);
 #pragma omp parallel for schedule(static) num_threads(threads) if (rows * k >= ONEDNN_PARALLEL_MIN_ELEMS)
     for (int64_t r = 0; r < rows; r++) {
         const float *x = in->base + (in->index ? in->index[r] : r) * k;
@@ -137,11 +135,9 @@ void onednn_prepare_rows(const onednn_state *st, onednn_kind kind, const onednn_
 
 /* ---- s8 epilogue ---------------------------------------------------------------------- */
 
-void onednn_s8_epilogue(const onednn_state *st, const int32_t *acc, int64_t rows, int64_t n,
-                        const float *act_scales, const float *w_scales, const float *bias,
-                        float *out)
+void onednn_s8_epilogue(int threads, const int32_t *acc, int64_t rows, int64_t n, const float *act_scales,
+                        const float *w_scales, const float *bias, float *out)
 {
-    const int threads = team_size(st);
 #pragma omp parallel for schedule(static) num_threads(threads) if (rows * n >= ONEDNN_PARALLEL_MIN_ELEMS)
     for (int64_t r = 0; r < rows; r++) {
         const int32_t *hi = acc + r * n, *lo = acc + (rows + r) * n;
@@ -200,11 +196,10 @@ static inline float erf_poly(float x)
     return x < 0.0f ? -y : y;
 }
 
-void onednn_glu(const onednn_state *st, const moak_moe_args *args, const float *gate,
-                const float *up, int64_t rows, int64_t n, float *h)
+void onednn_glu(int threads, const moak_moe_args *args, const float *gate, const float *up, int64_t rows,
+                int64_t n, float *h)
 {
     const int64_t total = rows * n;
-    const int threads = team_size(st);
     const float alpha = args->swiglu_alpha;
     const float limit = args->swiglu_limit;
     const moak_activation act = args->activation;
@@ -247,25 +242,26 @@ void onednn_glu(const onednn_state *st, const moak_moe_args *args, const float *
 
 /* ---- weighted sum back per token --------------------------------------------------------- */
 
-void onednn_accumulate(const onednn_state *st, const float *down, int64_t rows, int64_t n,
-                       const int32_t *token, const float *weight, float *accum)
+void onednn_combine(int threads, const float *pair_out, const int32_t *pos, const float *weights,
+                    int64_t n_tokens, int32_t top_k, int64_t n, float *y)
 {
-    /* Columns are split between threads, rows are added in order: every
-     * element sees the same additions in the same order whatever the team. */
-    const int64_t block = 256;
-    const int64_t n_blocks = (n + block - 1) / block;
-    const int threads = team_size(st);
-#pragma omp parallel for schedule(static) num_threads(threads) if (rows * n >= ONEDNN_PARALLEL_MIN_ELEMS)
-    for (int64_t b = 0; b < n_blocks; b++) {
-        const int64_t lo = b * block;
-        const int64_t hi = lo + block < n ? lo + block : n;
-        for (int64_t r = 0; r < rows; r++) {
-            const float w = weight[r];
-            const float *d = down + r * n;
-            float *a = accum + (int64_t)token[r] * n;
+    /* Each token sums its slots in slot order: the same additions in the
+     * same order whatever the thread count. */
+#pragma omp parallel for schedule(static) num_threads(threads) if (n_tokens * top_k * n >= ONEDNN_PARALLEL_MIN_ELEMS)
+    for (int64_t t = 0; t < n_tokens; t++) {
+        float *yt = y + t * n;
+        for (int32_t s = 0; s < top_k; s++) {
+            const float w = weights[t * top_k + s];
+            const float *d = pair_out + (int64_t)pos[t * top_k + s] * n;
+            if (s == 0) {
 #pragma omp simd
-            for (int64_t j = lo; j < hi; j++)
-                a[j] += w * d[j];
+                for (int64_t j = 0; j < n; j++)
+                    yt[j] = w * d[j];
+            } else {
+#pragma omp simd
+                for (int64_t j = 0; j < n; j++)
+                    yt[j] += w * d[j];
+            }
         }
     }
 }

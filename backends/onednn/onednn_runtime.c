@@ -38,7 +38,12 @@ moak_status onednn_error(const onednn_state *st, moak_status status, const char 
     va_end(ap);
     if (!st->env.error)
         return status;
-    return st->env.error(st->env.log_ctx, status, "onednn: %s", message);
+    /* Workers of a parallel region may fail together: the context keeps one
+     * message, written by one thread at a time. */
+    moak_status result;
+#pragma omp critical(onednn_report)
+    result = st->env.error(st->env.log_ctx, status, "onednn: %s", message);
+    return result;
 }
 
 moak_status onednn_dnnl_failed(const onednn_state *st, dnnl_status_t status, const char *what)
@@ -58,6 +63,7 @@ void onednn_log(const onednn_state *st, moak_log_level level, const char *fmt, .
     va_start(ap, fmt);
     vsnprintf(message, sizeof(message), fmt, ap);
     va_end(ap);
+#pragma omp critical(onednn_report)
     st->env.log(st->env.log_ctx, level, "onednn: %s", message);
 }
 
@@ -66,7 +72,7 @@ void onednn_log(const onednn_state *st, moak_log_level level, const char *fmt, .
 void onednn_threads_enter(onednn_state *st)
 {
     st->saved_omp_threads = omp_get_max_threads();
-    omp_set_num_threads(st->env.n_threads > 0 ? st->env.n_threads : 1);
+    omp_set_num_threads(st->n_threads);
 }
 
 void onednn_threads_leave(onednn_state *st)
@@ -77,7 +83,7 @@ void onednn_threads_leave(onednn_state *st)
 
 void onednn_threads_warm_team(const onednn_state *st)
 {
-    int n_threads = st->env.n_threads > 0 ? st->env.n_threads : 1;
+    int n_threads = st->n_threads;
 #ifdef __linux__
     /* The core binds the thread that creates a context to core 0, and a
      * new thread inherits its creator's affinity: without this, libgomp's
@@ -169,12 +175,12 @@ bool onednn_mul_size3(size_t a, size_t b, size_t c, size_t *out)
     return true;
 }
 
-void *onednn_buffer(onednn_state *st, onednn_buffer_id id, size_t bytes)
+void *onednn_buffer(const onednn_state *st, onednn_worker *wk, onednn_buffer_id id, size_t bytes)
 {
     if (bytes == 0)
         bytes = 64;
-    if (st->buffer_bytes[id] >= bytes)
-        return st->buffers[id];
+    if (wk->buffer_bytes[id] >= bytes)
+        return wk->buffers[id];
     /* Grow by half again so that slowly rising batch sizes do not
      * reallocate on every call. */
     size_t want = bytes + bytes / 2;
@@ -188,17 +194,17 @@ void *onednn_buffer(onednn_state *st, onednn_buffer_id id, size_t bytes)
         onednn_error(st, MOAK_ERR_OUT_OF_MEMORY, "out of memory for a %zu-byte work buffer", bytes);
         return NULL;
     }
-    free(st->buffers[id]);
-    st->buffers[id] = p;
-    st->buffer_bytes[id] = want;
+    free(wk->buffers[id]);
+    wk->buffers[id] = p;
+    wk->buffer_bytes[id] = want;
     return p;
 }
 
-void onednn_buffers_free(onednn_state *st)
+void onednn_buffers_free(onednn_worker *wk)
 {
     for (int i = 0; i < ONEDNN_BUF_COUNT; i++) {
-        free(st->buffers[i]);
-        st->buffers[i] = NULL;
-        st->buffer_bytes[i] = 0;
+        free(wk->buffers[i]);
+        wk->buffers[i] = NULL;
+        wk->buffer_bytes[i] = 0;
     }
 }

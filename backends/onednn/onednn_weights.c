@@ -103,7 +103,7 @@ void onednn_weight_free(void *state, void *packed)
 static void expand_expert(const onednn_state *st, moak_format format, const unsigned char *rows,
                           size_t row_bytes, int64_t n, int64_t k, float *dst)
 {
-    const int threads = st->env.n_threads > 0 ? st->env.n_threads : 1;
+    const int threads = st->n_threads;
 #pragma omp parallel for schedule(static) num_threads(threads) if (n * k >= 65536)
     for (int64_t r = 0; r < n; r++)
         moak_dequantize_row(format, rows + (size_t)r * row_bytes, k, dst + r * k);
@@ -201,9 +201,9 @@ static moak_status pack_locked(onednn_state *st, const moak_weight_desc *desc, o
         ONEDNN_TRY(st, status, fail, dnnl_memory_create(&w->experts[e], &w->layout, st->engine, DNNL_MEMORY_ALLOCATE),
                    "dnnl_memory_create (packed weights)");
         dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, src_mem}, {DNNL_ARG_TO, w->experts[e]}};
-        ONEDNN_TRY(st, status, fail, dnnl_primitive_execute(reorder, st->stream, 2, args),
+        ONEDNN_TRY(st, status, fail, dnnl_primitive_execute(reorder, st->workers[0].stream, 2, args),
                    "dnnl_primitive_execute (weight reorder)");
-        ONEDNN_TRY(st, status, fail, dnnl_stream_wait(st->stream), "dnnl_stream_wait (weight reorder)");
+        ONEDNN_TRY(st, status, fail, dnnl_stream_wait(st->workers[0].stream), "dnnl_stream_wait (weight reorder)");
     }
 
     if (route == ONEDNN_ROUTE_EXPAND_F32) {
