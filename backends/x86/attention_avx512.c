@@ -1,22 +1,25 @@
 /*
  * attention_avx512.c — attention over the paged host KV cache, AVX-512.
  *
- * The driver (tiles of query rows x 32 keys, online softmax, decode split
+ * The driver (tiles of query rows x 64 keys, online softmax, decode split
  * over key chunks merged with log-sum-exp) is x86_attention_common.h; this
  * file supplies its vector kernels on zmm registers:
  *   - K/V tile conversion to f32 (F32 copy, F16 vcvtph2ps, BF16 shift,
  *     Q8_0 sign-extend and scale), head dims padded with zeros to 16 by
  *     masked loads (nothing is read past a row's last element);
- *   - scores, two ways: decode-size tiles (< 16 rows) take dot products of
- *     4 query rows x 4 keys and reduce the 16 accumulators with one
- *     transposing add tree; bigger tiles (prefill, MLA's 128 heads) run a
- *     12-row x 32-key register-blocked GEMM on the K tile transposed once
- *     (a 16x16 in-register transpose) and shared by every row;
- *   - the online-softmax update of a score row (exp with a Cephes-style
- *     polynomial and vscalefps, ~1 ulp; tanh for the soft-cap from it);
+ *   - scores, stored transposed (keys x rows), two ways: decode-size tiles
+ *     (< 16 rows) take dot products of 4 query rows x 4 keys and reduce the
+ *     16 accumulators with one transposing add tree; bigger tiles (prefill,
+ *     MLA's 128 heads) run an 8-key x 48-row register-blocked GEMM of
+ *     broadcast K elements times q^T vectors (24 accumulators);
+ *   - the online-softmax update, 16 rows per vector with no horizontal
+ *     reduction (2^x by a degree-6 polynomial and vscalefps, flushed to 0
+ *     below 2^-64; tanh for the soft-cap from it);
  *   - p.V as a 6-row x 64-dim register-blocked GEMM that rescales O on load.
- * Accuracy: f32 throughout, well inside MOAK_BOUND_ATTENTION_* (the
- * reference is double); Q8_0 rows are dequantized exactly as moak.h defines.
+ * The q.k and p.V loops read only scratch tiles and may compute on stale K
+ * rows past the tile's n keys (never used).  Accuracy: f32 throughout, well
+ * inside MOAK_BOUND_ATTENTION_* (the reference is double); Q8_0 rows are
+ * dequantized exactly as moak.h defines.
  */
 #ifndef __AVX512F__
 #error "attention_avx512.c must be compiled with the AVX-512 flags (AVX512_CFLAGS)"

@@ -3,7 +3,7 @@
  *
  * attention_avx2.c and attention_avx512.c each supply a table of vector
  * kernels (x86_attn_kernels: K/V tile conversion, q.k scores, the online
- * softmax update of one row, p.V) and run this driver with it.  The driver
+ * softmax update, p.V) and run this driver with it.  The driver
  * only plans work, addresses the KV pages and combines partial results;
  * every floating-point loop over head dims is in the ISA files.
  *
@@ -24,9 +24,10 @@
  * what.  The plan and the partial results live in the state's op buffers
  * (no allocation per call once they have grown).
  *
- * Numerics: q is multiplied by the scale when it is copied into the tile,
- * scores and the softmax are f32, and the final normalisation is computed in
- * double.  Masked keys get probability exactly 0.
+ * Numerics: q is multiplied by scale * log2(e) when it is copied into the
+ * tile (scores in base 2), scores and the softmax are f32, and the final
+ * normalisation and the merge are computed in double.  Masked keys get
+ * probability exactly 0.
  */
 #ifndef MOAK_X86_ATTENTION_COMMON_H
 #define MOAK_X86_ATTENTION_COMMON_H
