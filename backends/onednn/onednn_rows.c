@@ -17,7 +17,9 @@
  * same for every thread count; inside the MoE's own parallel region the
  * callers pass threads = 1.  The files of this backend are compiled for
  * baseline x86-64: exp and erf are evaluated by short polynomials that the
- * compiler vectorizes, not by libm calls.
+ * compiler vectorizes, not by libm calls (with -fno-trapping-math, see
+ * local.mk: GCC will not if-convert the clamps of exp while a comparison
+ * may raise an FP exception; no result changes).
  */
 #include <math.h>
 #include <stdint.h>
@@ -54,11 +56,13 @@ static inline uint16_t bf16_round(float f)
 static float quantize_s8(const float *v, int64_t k, int8_t *q)
 {
     float amax = 0.0f;
+#pragma omp simd reduction(max : amax)
     for (int64_t i = 0; i < k; i++) {
         float a = fabsf(v[i]);
         amax = a > amax ? a : amax;
     }
     const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+#pragma omp simd
     for (int64_t i = 0; i < k; i++) {
         float r = round_even(v[i] * inv);
         r = r > 127.0f ? 127.0f : (r < -127.0f ? -127.0f : r);
@@ -82,11 +86,13 @@ static void quantize_s8_two_level(const float *x, int64_t k, int8_t *hi, int8_t 
     /* The residual is recomputed in each pass (same operations, same
      * values) instead of stored: no scratch row, whatever k. */
     float amax = 0.0f;
+#pragma omp simd reduction(max : amax)
     for (int64_t i = 0; i < k; i++) {
         float a = fabsf(x[i] - (float)hi[i] * scale);
         amax = a > amax ? a : amax;
     }
     const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+#pragma omp simd
     for (int64_t i = 0; i < k; i++) {
         float r = round_even((x[i] - (float)hi[i] * scale) * inv);
         r = r > 127.0f ? 127.0f : (r < -127.0f ? -127.0f : r);
@@ -98,6 +104,7 @@ static void quantize_s8_two_level(const float *x, int64_t k, int8_t *hi, int8_t 
 
 static void bf16_row(const float *x, int64_t k, uint16_t *d)
 {
+#pragma omp simd
     for (int64_t i = 0; i < k; i++)
         d[i] = bf16_round(x[i]);
 }
@@ -159,14 +166,14 @@ void onednn_s8_epilogue(int threads, const int32_t *acc, int64_t rows, int64_t n
 
 /* e^x with a relative error below 2e-7 over the float range: x = n ln2 + r,
  * |r| <= ln2/2, e^r by its degree-6 Taylor polynomial, 2^n through the
- * exponent bits.  Saturates at e^-87.3 and e^88.7; NaN stays NaN. */
+ * exponent bits (n in [-126, 127]).  Saturates at e^-87.3 and e^88.3. */
 static inline float exp_poly(float x)
 {
     const float log2e = 1.44269504089f;
     const float ln2_hi = 0.693145751953125f;  /* ln 2 split so that n * ln2_hi is exact */
     const float ln2_lo = 1.42860682030941723e-6f;
     x = x < -87.3f ? -87.3f : x;
-    x = x > 88.7f ? 88.7f : x;
+    x = x > 88.3f ? 88.3f : x;
     float n = round_even(x * log2e);
     float r = (x - n * ln2_hi) - n * ln2_lo;
     float p = 1.0f / 720.0f;
