@@ -35,6 +35,7 @@ static void usage(FILE *out)
             "usage: moak-bench [--list] [--workload NAME[,NAME]|default|all] [--backend NAME[,NAME]|all|auto]\n"
             "                  [--format F[,F]] [--threads N] [--repeat N] [--hot] [--json FILE] [--svg FILE]\n"
             "                  [--budget SEC] [--max-mem-mib N] [--seed N] [--data FILE] [--no-roofline]\n"
+            "                  [--allow-weight-expansion]\n"
             "       moak-bench compare BASE.json NEW.json [--threshold PCT] [--svg FILE]\n"
             "       moak-bench roofline [--threads N]\n"
             "\n"
@@ -49,6 +50,7 @@ static void usage(FILE *out)
             "  --svg FILE   chart of the %% of roofline reached (compare: before/after bars)\n"
             "  --budget     seconds per workload before repeats are cut (default 15)\n"
             "  --no-roofline  skip measuring the roofline (no floors, no %%)\n"
+            "  --allow-weight-expansion  MOAK_CONTEXT_ALLOW_WEIGHT_EXPANSION (oneDNN runs Q4_0 widened)\n"
             "  --threshold  compare: slower by more than PCT %% (default 5) and outside both\n"
             "               runs' min-max spread is a regression (exit status 1)\n");
 }
@@ -62,6 +64,7 @@ typedef struct cli {
     const char *data_path;
     bool list;
     bool no_roofline;
+    uint32_t context_flags;
     bench_options o;
     double max_mem_mib;
 } cli;
@@ -220,7 +223,8 @@ static int parse_run_options(int argc, char **argv, cli *c)
         {"svg", required_argument, NULL, 's'},     {"data", required_argument, NULL, 'd'},
         {"budget", required_argument, NULL, 'B'},  {"max-mem-mib", required_argument, NULL, 'm'},
         {"seed", required_argument, NULL, 'S'},    {"no-roofline", no_argument, NULL, 'N'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"help", no_argument, NULL, 'h'},          {"allow-weight-expansion", no_argument, NULL, 'x'},
+        {NULL, 0, NULL, 0},
     };
     memset(c, 0, sizeof(*c));
     c->o.repeat = 5;
@@ -245,6 +249,7 @@ static int parse_run_options(int argc, char **argv, cli *c)
         case 'm': c->max_mem_mib = atof(optarg); break;
         case 'S': c->o.seed = strtoull(optarg, NULL, 10); break;
         case 'N': c->no_roofline = true; break;
+        case 'x': c->context_flags |= MOAK_CONTEXT_ALLOW_WEIGHT_EXPANSION; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -423,6 +428,7 @@ static int run_bench(int argc, char **argv, bool roofline_only)
         snprintf(log.backend, sizeof(log.backend), "%.31s", backends[b]);
         moak_context_options opts = MOAK_CONTEXT_OPTIONS_INIT;
         opts.num_threads = c.o.threads;
+        opts.flags = c.context_flags;
         opts.backends = strcmp(backends[b], "auto") == 0 ? NULL : backends[b];
         opts.verbose = opts.backends ? 1 : 0;
         opts.log_fn = capture_refusals;

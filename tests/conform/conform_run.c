@@ -45,7 +45,7 @@ static void capture_log(void *user, moak_log_level level, const char *message)
     snprintf(b->refusals[slot].why, sizeof(b->refusals[slot].why), "%s", refused + strlen(" refused: "));
 }
 
-moak_status conform_backend_open(conform_backend *b, const char *name, int32_t threads)
+moak_status conform_backend_open(conform_backend *b, const char *name, int32_t threads, uint32_t flags)
 {
     memset(b, 0, sizeof(*b));
     snprintf(b->name, sizeof(b->name), "%s", name);
@@ -53,6 +53,7 @@ moak_status conform_backend_open(conform_backend *b, const char *name, int32_t t
     o.backends = name;
     o.num_threads = threads;
     o.verbose = 1;
+    o.flags = flags;
     o.log_fn = capture_log;
     o.log_user = b;
     return moak_context_create(&o, &b->ctx);

@@ -36,8 +36,9 @@ typedef struct conform_backend {
 } conform_backend;
 
 /* Create b->ctx restricted to `name` (ref is appended by the library, so a
- * declined op still runs and the tool sees where), verbose, log captured. */
-moak_status conform_backend_open(conform_backend *b, const char *name, int32_t threads);
+ * declined op still runs and the tool sees where), verbose, log captured;
+ * flags are MOAK_CONTEXT_* (e.g. ALLOW_WEIGHT_EXPANSION). */
+moak_status conform_backend_open(conform_backend *b, const char *name, int32_t threads, uint32_t flags);
 void conform_backend_close(conform_backend *b);
 
 typedef enum conform_outcome {

@@ -25,7 +25,8 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: moak-conform [--backend NAME[,NAME]|all] [--op LIST] [--format LIST] [--quick]\n"
             "                    [--seed N] [--random N] [--threads N] [--json FILE] [--junit FILE]\n"
-            "                    [--data FILE] [--max-weight-mib N] [--list] [--perturb]\n"
+            "                    [--data FILE] [--max-weight-mib N] [--allow-weight-expansion]\n"
+            "                    [--list] [--perturb]\n"
             "\n"
             "Runs every case on the chosen backends (default: all available) and on \"ref\",\n"
             "and compares each output with the reference under the bounds of moak.h.\n"
@@ -37,6 +38,8 @@ static void usage(FILE *out)
             "  --random N  random shapes per op (default 3, 1 with --quick)\n"
             "  --data FILE the cases file (default: cases.json, also via MOAK_CONFORM_DATA)\n"
             "  --max-weight-mib N  largest MoE weight set to allocate (default 1536)\n"
+            "  --allow-weight-expansion  let backends widen weights they cannot run as\n"
+            "              given (MOAK_CONTEXT_ALLOW_WEIGHT_EXPANSION; oneDNN and Q4_0)\n"
             "  --list      print the cases and exit\n"
             "  --perturb   self-test of the tool: corrupt each output by 10x its bound;\n"
             "              every compared case must then fail (exit status 1)\n"
@@ -58,6 +61,7 @@ typedef struct options {
     double max_weight_mib;
     bool list;
     bool perturb;
+    uint32_t context_flags;
 } options;
 
 static bool parse_mask_ops(char *arg, uint32_t *mask)
@@ -102,6 +106,7 @@ static int parse_options(int argc, char **argv, options *o)
         {"junit", required_argument, NULL, 'u'},   {"data", required_argument, NULL, 'd'},
         {"max-weight-mib", required_argument, NULL, 'm'}, {"list", no_argument, NULL, 'l'},
         {"perturb", no_argument, NULL, 'p'},       {"help", no_argument, NULL, 'h'},
+        {"allow-weight-expansion", no_argument, NULL, 'x'},
         {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof(*o));
@@ -125,6 +130,7 @@ static int parse_options(int argc, char **argv, options *o)
         case 'm': o->max_weight_mib = atof(optarg); break;
         case 'l': o->list = true; break;
         case 'p': o->perturb = true; break;
+        case 'x': o->context_flags |= MOAK_CONTEXT_ALLOW_WEIGHT_EXPANSION; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -336,13 +342,13 @@ int main(int argc, char **argv)
     conform_backend *tested[CONFORM_MAX_BACKENDS];
     int n_tested = 0;
     int status = 0;
-    if (!ref || (st = conform_backend_open(ref, "ref", o.threads)) != MOAK_OK) {
+    if (!ref || (st = conform_backend_open(ref, "ref", o.threads, o.context_flags)) != MOAK_OK) {
         fprintf(stderr, "moak-conform: cannot create the reference context: %s\n", moak_status_str(st));
         return 2;
     }
     for (int i = 0; i < n_names; i++) {
         conform_backend *b = calloc(1, sizeof(*b));
-        if (!b || (st = conform_backend_open(b, names[i], o.threads)) != MOAK_OK) {
+        if (!b || (st = conform_backend_open(b, names[i], o.threads, o.context_flags)) != MOAK_OK) {
             fprintf(stderr, "moak-conform: cannot create a context for %s: %s %s\n", names[i],
                     moak_status_str(st), moak_last_error(NULL));
             status = 1;
