@@ -15,16 +15,19 @@ void ocl_call_begin(ocl_call *call, ocl_state *st)
 {
     call->st = st;
     call->n_temps = 0;
+    call->finished = false;
 }
 
 moak_status ocl_call_end(ocl_call *call, moak_status status)
 {
     ocl_state *st = call->st;
     /* Host inputs may still be read by queued copies: wait before the op
-     * returns, whatever happened. */
-    cl_int err = clFinish(st->queue);
-    if (err != CL_SUCCESS && status == MOAK_OK)
-        status = ocl_fail(st, err, "clFinish");
+     * returns, whatever happened (ocl_read_outputs waited already). */
+    if (!call->finished) {
+        cl_int err = clFinish(st->queue);
+        if (err != CL_SUCCESS && status == MOAK_OK)
+            status = ocl_fail(st, err, "clFinish");
+    }
     for (int i = 0; i < call->n_temps; i++)
         clReleaseMemObject(call->temps[i]);
     call->n_temps = 0;
@@ -123,6 +126,10 @@ moak_status ocl_read_outputs(ocl_call *call, int count, const cl_mem *bufs, void
             return ocl_fail(st, err, "reading %zu bytes of results back", bytes[i]);
         at += bytes[i];
     }
+    cl_int err = clFinish(st->queue);
+    if (err != CL_SUCCESS)
+        return ocl_fail(st, err, "clFinish");
+    call->finished = true;
     at = 0;
     for (int i = 0; i < count; i++) {
         if (bytes[i])

@@ -168,6 +168,7 @@ typedef struct ocl_call {
     ocl_state *st;
     cl_mem temps[OCL_CALL_MAX_TEMPS];
     int n_temps;
+    bool finished;              /* the queue is drained and the outputs delivered */
 } ocl_call;
 
 void ocl_call_begin(ocl_call *call, ocl_state *st);
@@ -182,8 +183,9 @@ moak_status ocl_scratch(ocl_state *st, int slot, size_t bytes, cl_mem *out);
  * (CL_MEM_USE_HOST_PTR) on host-unified devices when aligned, else copied
  * into scratch slot `slot` (the copy is queued; the op's final wait covers it). */
 moak_status ocl_input(ocl_call *call, int slot, const void *host, size_t bytes, cl_mem *out);
-/* Read `bytes` of buf into dst, all or nothing: through host staging, so a
- * failed read leaves dst untouched. */
+/* The op's last step: read every output into host staging, wait for the
+ * queue, and only then copy the results to the caller, so that nothing
+ * that can fail happens after the first byte of an output is written. */
 moak_status ocl_read_outputs(ocl_call *call, int count, const cl_mem *bufs, void *const *dsts,
                              const size_t *bytes);
 
