@@ -317,6 +317,8 @@ bool moak_opencl_selected_is_accelerator(const char *selector)
            (dev.type & (CL_DEVICE_TYPE_GPU | CL_DEVICE_TYPE_ACCELERATOR)) != 0;
 }
 
+/* "platform P: name (version)" lines, each followed by its devices
+ * ("  P:D name | type | version, driver | limits | features [default]"). */
 moak_status moak_opencl_list_devices(char *buf, size_t len)
 {
     if (!buf || len == 0)
@@ -328,26 +330,42 @@ moak_status moak_opencl_list_devices(char *buf, size_t len)
         snprintf(buf, len, "listing OpenCL devices failed: %s (%d)\n", ocl_error_name(err), (int)err);
         return MOAK_ERR_BACKEND;
     }
-    if (list.count == 0) {
-        snprintf(buf, len, "no OpenCL device (the ICD loader found no platform with a device)\n");
+    cl_uint n_platforms = 0;
+    cl_platform_id platforms[16];
+    if (clGetPlatformIDs(16, platforms, &n_platforms) != CL_SUCCESS || n_platforms == 0) {
+        snprintf(buf, len, "no OpenCL platform (the ICD loader found none)\n");
+        list_free(&list);
         return MOAK_OK;
     }
     moak_status status;
     char why[320];
     const int chosen = pick(&list, NULL, &status, why, sizeof(why));
     size_t used = 0;
-    for (int i = 0; i < list.count && used < len; i++) {
-        const ocl_device *d = &list.devices[i];
-        used += (size_t)snprintf(
-            buf + used, len - used,
-            "%d:%d %s | %s | %s, %s, driver %s, max alloc %llu MiB, local %llu KiB%s%s%s%s%s%s%s%s\n",
-            d->platform_index, d->device_index, d->name, d->platform_name,
-            ocl_device_type_name(d->type), d->version, d->driver,
-            (unsigned long long)(d->max_alloc >> 20), (unsigned long long)(d->local_mem >> 10),
-            d->unified_memory ? ", host-unified memory" : "", d->has_fp16 ? ", fp16" : "",
-            d->has_subgroups ? ", subgroups" : "", d->has_int_dot ? ", int dot" : "",
-            i == chosen ? " [default]" : "", list.usable[i] ? "" : " [unusable: ",
-            list.usable[i] ? "" : list.unusable_why[i], list.usable[i] ? "" : "]");
+    for (cl_uint p = 0; p < n_platforms && p < 16 && used < len; p++) {
+        char name[128] = "?", version[128] = "?";
+        clGetPlatformInfo(platforms[p], CL_PLATFORM_NAME, sizeof(name), name, NULL);
+        clGetPlatformInfo(platforms[p], CL_PLATFORM_VERSION, sizeof(version), version, NULL);
+        name[sizeof(name) - 1] = version[sizeof(version) - 1] = '\0';
+        int n_devices = 0;
+        for (int i = 0; i < list.count; i++)
+            n_devices += list.devices[i].platform_index == (int)p;
+        used += (size_t)snprintf(buf + used, len - used, "platform %u: %s (%s)%s\n", (unsigned)p,
+                                 name, version, n_devices ? "" : ": no devices");
+        for (int i = 0; i < list.count && used < len; i++) {
+            const ocl_device *d = &list.devices[i];
+            if (d->platform_index != (int)p)
+                continue;
+            used += (size_t)snprintf(
+                buf + used, len - used,
+                "  %d:%d %s | %s | %s, driver %s | max alloc %llu MiB, local %llu KiB%s%s%s%s%s%s%s%s\n",
+                d->platform_index, d->device_index, d->name, ocl_device_type_name(d->type),
+                d->version, d->driver, (unsigned long long)(d->max_alloc >> 20),
+                (unsigned long long)(d->local_mem >> 10),
+                d->unified_memory ? " | host-unified memory" : "", d->has_fp16 ? ", fp16" : "",
+                d->has_subgroups ? ", subgroups" : "", d->has_int_dot ? ", int dot" : "",
+                i == chosen ? " [default]" : "", list.usable[i] ? "" : " [unusable: ",
+                list.usable[i] ? "" : list.unusable_why[i], list.usable[i] ? "" : "]");
+        }
     }
     list_free(&list);
     return MOAK_OK;

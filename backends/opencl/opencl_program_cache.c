@@ -153,12 +153,14 @@ bool ocl_cache_store(const char *dir, const char *path, const char *key,
         return false;
     }
     const size_t path_len = strlen(path);
-    char *tmp = malloc(path_len + 32);
+    char *tmp = malloc(path_len + 48);
     if (!tmp) {
         snprintf(why, why_len, "out of memory");
         return false;
     }
-    snprintf(tmp, path_len + 32, "%s.tmp.%ld", path, (long)getpid());
+    /* unique per process and per call (two contexts of one process may store at once) */
+    snprintf(tmp, path_len + 48, "%s.tmp.%ld.%lx", path, (long)getpid(),
+             (unsigned long)(uintptr_t)binary);
     FILE *f = fopen(tmp, "wb");
     if (!f) {
         snprintf(why, why_len, "cannot write %s (%s)", tmp, strerror(errno));
