@@ -12,14 +12,6 @@
 
 #include "internal.h"
 
-/* DEVELOPMENT ONLY (removed before release): backends still being written
- * are referenced weakly so the library links while their tables are missing. */
-#pragma weak moak_backend_avx512
-#pragma weak moak_backend_avx2
-#pragma weak moak_backend_neon
-#pragma weak moak_backend_onednn
-#pragma weak moak_backend_opencl
-
 static const moak_backend_entry registry[] = {
 #ifdef MOAK_BUILD_AVX512
     {"avx512", &moak_backend_avx512, NULL, false},
@@ -56,17 +48,8 @@ int32_t moak_registry_count(void)
 
 const moak_backend_entry *moak_registry_get(int32_t index)
 {
-    static moak_backend_entry missing[sizeof(registry) / sizeof(registry[0])];
     if (index < 0 || index >= moak_registry_count())
         return NULL;
-    if (registry[index].ops || !registry[index].not_built_reason) {
-        if (registry[index].ops)
-            return &registry[index];
-        /* weak reference not linked: report as not built */
-        missing[index] = registry[index];
-        missing[index].not_built_reason = "not built (its sources are not finished)";
-        return &missing[index];
-    }
     return &registry[index];
 }
 
