@@ -110,7 +110,9 @@ static moak_status ocl_test_context(const char *backends, const char *selector,
  * expert down projection (hidden 2048 x inter 768) scaled to 64 x 768, three
  * tokens.  Returns the row error (+inf when the call fails or an element is
  * left unwritten); *status is the call's status.  When the call fails, y must
- * still hold its poison: *untouched says whether it does.
+ * still hold its poison: *untouched says whether it does.  x is page-aligned,
+ * so a host-unified device (PoCL) reads it in place (CL_MEM_USE_HOST_PTR);
+ * the general suite's malloc'ed inputs take the copying path.
  */
 static double ocl_test_matmul(moak_context *ctx, moak_status *status, int *untouched)
 {
@@ -118,7 +120,10 @@ static double ocl_test_matmul(moak_context *ctx, moak_status *status, int *untou
     size_t bytes;
     double *deq;
     uint8_t *w_bytes = t_random_weights(MOAK_FORMAT_Q4_0, rows, cols, 0.05, &bytes, &deq);
-    float *x = t_alloc_f32((size_t)(m * cols));
+    void *x_mem = NULL;
+    if (posix_memalign(&x_mem, 4096, (size_t)(m * cols) * sizeof(float)) != 0)
+        t_die("posix_memalign failed");
+    float *x = x_mem;
     float *y = t_alloc_f32((size_t)(m * rows));
     float *poison = t_alloc_f32((size_t)(m * rows));
     double *ref = t_alloc_f64((size_t)(m * rows));
