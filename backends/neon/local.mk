@@ -51,4 +51,13 @@ libneon_i8mm_la_CFLAGS = $(AM_CFLAGS) $(I8MM_CFLAGS)
 libneon_i8mm_la_SOURCES = $(neon_kernel_headers) \
 	backends/neon/gemm_int_i8mm.c
 libmoak_la_LIBADD += libneon_i8mm.la
+
+# The neon attention's split-key decode (long caches), which the shared
+# attention test's short caches do not reach; public API only.
+check_PROGRAMS += tests/test_neon_attention
+TESTS += tests/test_neon_attention$(EXEEXT)
+tests_test_neon_attention_SOURCES = tests/test_neon_attention.c
+tests_test_neon_attention_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
+tests_test_neon_attention_LDADD = $(TEST_LIBS)
+tests_test_neon_attention_LDFLAGS = $(TEST_LINK_FLAGS)
 endif
