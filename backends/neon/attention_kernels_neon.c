@@ -7,6 +7,10 @@
  * output floats (16 accumulators) over the keys, 4 keys per step with
  * `fmla v.4s, v.4s, p.s[lane]`.
  */
+#if !defined(__ARM_NEON)
+#error "attention_kernels_neon.c needs Advanced SIMD (NEON_CFLAGS)"
+#endif
+
 #include "config.h"
 
 #include <math.h>
@@ -14,10 +18,6 @@
 
 #include "attention_neon.h"
 #include "neon_simd.h"
-
-#if !defined(__ARM_NEON)
-#error "attention_kernels_neon.c needs Advanced SIMD (NEON_CFLAGS)"
-#endif
 
 void neon_attn_load_row(moak_format format, const unsigned char *row, int32_t dim, int32_t dim_pad,
                         float *dst)

@@ -22,6 +22,10 @@
  * (a key with value 0).  A row that sees no key and has no sink gets zeros,
  * as in the reference.
  */
+#if !defined(__ARM_NEON)
+#error "attention_neon.c needs Advanced SIMD (NEON_CFLAGS)"
+#endif
+
 #include "config.h"
 
 #include <math.h>
@@ -31,10 +35,6 @@
 #include "attention_neon.h"
 #include "neon_backend.h"
 #include "neon_simd.h"
-
-#if !defined(__ARM_NEON)
-#error "attention_neon.c needs Advanced SIMD (NEON_CFLAGS)"
-#endif
 
 #define ATTN_ROWS 32             /* query rows per tile */
 #define ATTN_MIN_CHUNK_KEYS 256  /* a split tile's key chunk is never shorter */

@@ -11,14 +11,14 @@
  * token's result is the same in any tile.  Accuracy: f32 products and sums,
  * about sqrt(K) * 2^-24 relative.
  */
+#if !defined(__ARM_NEON)
+#error "gemm_float_neon.c needs Advanced SIMD (NEON_CFLAGS)"
+#endif
+
 #include "config.h"
 
 #include "neon_kernels.h"
 #include "neon_simd.h"
-
-#if !defined(__ARM_NEON)
-#error "gemm_float_neon.c needs Advanced SIMD (NEON_CFLAGS)"
-#endif
 
 /* The 8 weights of row k as two f32x4 (rows 0-3, 4-7). */
 NEON_INLINE void load_k(const uint8_t *panel, int64_t k, moak_format F, float32x4_t *lo, float32x4_t *hi)

@@ -15,6 +15,10 @@
  * would.  Each token's lanes depend only on that token, so results do not
  * depend on which tokens share the tile.
  */
+#if !defined(__ARM_FEATURE_MATMUL_INT8)
+#error "gemm_int_i8mm.c needs the i8mm flags (I8MM_CFLAGS)"
+#endif
+
 #include "config.h"
 
 #include <stdbool.h>
@@ -22,10 +26,6 @@
 #include "neon_int_scales.h"
 #include "neon_kernels.h"
 #include "neon_simd.h"
-
-#if !defined(__ARM_FEATURE_MATMUL_INT8)
-#error "gemm_int_i8mm.c needs the i8mm flags (I8MM_CFLAGS)"
-#endif
 
 #define PAIRS_MAX 2
 #define ROW_PAIRS (NEON_PANEL_ROWS / 2)

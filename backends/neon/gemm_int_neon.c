@@ -11,6 +11,10 @@
  * `addp` of the two halves gives the four rows' sums.  Register tile: 8 rows
  * x up to 2 tokens (two int32 accumulators per quad and token).
  */
+#if !defined(__ARM_NEON)
+#error "gemm_int_neon.c needs Advanced SIMD (NEON_CFLAGS)"
+#endif
+
 #include "config.h"
 
 #include <stdbool.h>
@@ -18,10 +22,6 @@
 #include "neon_int_scales.h"
 #include "neon_kernels.h"
 #include "neon_simd.h"
-
-#if !defined(__ARM_NEON)
-#error "gemm_int_neon.c needs Advanced SIMD (NEON_CFLAGS)"
-#endif
 
 #define BASE_MAX_TOKENS 2
 

@@ -8,16 +8,16 @@
  * sigmoid uses neon_exp (about 1e-6 relative at |g| = 20), far inside the
  * MoE bounds.
  */
+#if !defined(__ARM_NEON)
+#error "moe_glu_neon.c needs Advanced SIMD (NEON_CFLAGS)"
+#endif
+
 #include "config.h"
 
 #include <math.h>
 
 #include "neon_kernels.h"
 #include "neon_simd.h"
-
-#if !defined(__ARM_NEON)
-#error "moe_glu_neon.c needs Advanced SIMD (NEON_CFLAGS)"
-#endif
 
 static float32x4_t glu4(moak_activation act, float alpha, float limit, float32x4_t g, float32x4_t u)
 {

@@ -12,6 +12,10 @@
  * rounded to f32, and applied to every head four pairs at a time (GPT-J's
  * interleaved pairs with ld2/st2).
  */
+#if !defined(__ARM_NEON)
+#error "norm_rope_neon.c needs Advanced SIMD (NEON_CFLAGS)"
+#endif
+
 #include "config.h"
 
 #include <math.h>
@@ -20,10 +24,6 @@
 
 #include "neon_backend.h"
 #include "neon_simd.h"
-
-#if !defined(__ARM_NEON)
-#error "norm_rope_neon.c needs Advanced SIMD (NEON_CFLAGS)"
-#endif
 
 #define NORM_ELEMS_PER_TASK 65536 /* about 256 KB of x per task */
 #define ROPE_ELEMS_PER_TASK 65536

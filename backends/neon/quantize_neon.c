@@ -5,16 +5,16 @@
  * term.  An all-zero block gets d = 0 and q = 0.  Blocks past cols (up to
  * k_padded) are zeros.
  */
+#if !defined(__ARM_NEON)
+#error "quantize_neon.c needs Advanced SIMD (NEON_CFLAGS)"
+#endif
+
 #include "config.h"
 
 #include <string.h>
 
 #include "neon_kernels.h"
 #include "neon_simd.h"
-
-#if !defined(__ARM_NEON)
-#error "quantize_neon.c needs Advanced SIMD (NEON_CFLAGS)"
-#endif
 
 /* One block of 32 floats at x. */
 static void quantize_block(const float *x, int8_t *q, float *d, float *ds)

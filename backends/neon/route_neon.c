@@ -12,6 +12,10 @@
  * then finished in double.  "Choose" is repeated arg-max with `fmaxnm`
  * (a NaN score is never preferred to a number), ties to the lower id.
  */
+#if !defined(__ARM_NEON)
+#error "route_neon.c needs Advanced SIMD (NEON_CFLAGS)"
+#endif
+
 #include "config.h"
 
 #include <math.h>
@@ -20,10 +24,6 @@
 
 #include "neon_backend.h"
 #include "neon_simd.h"
-
-#if !defined(__ARM_NEON)
-#error "route_neon.c needs Advanced SIMD (NEON_CFLAGS)"
-#endif
 
 #define ROUTE_TOKENS_PER_TASK 16
 
