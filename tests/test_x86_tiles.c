@@ -5,7 +5,8 @@
  * row counts that leave a partial last panel (70 = 2*32 + 6 = 4*16 + 6,
  * 33, 5), K that ends inside a block and inside a 128-group (200, 31,
  * 4128), and a fused MoE with one decode token over 8 of 128 experts, one
- * expert chosen by every token, and a bitwise repeat.
+ * expert chosen by every token, a decode split in inter chunks, a batch
+ * with many pairs per expert (both MoE schedules), and a bitwise repeat.
  *
  * Runs only the avx512 and avx2 backends (the general tests cover the
  * others) against a double-precision oracle computed here from the weight
@@ -269,6 +270,14 @@ int main(void)
         /* Every token picks expert 3 first: one expert with 13 pairs (tile tails). */
         {"one-expert", 16, 200, 70, 13, 2, 1, MOAK_ACT_SWIGLU_OAI, 1},
         {"gelu", 8, 96, 40, 5, 2, 0, MOAK_ACT_GELU_GLU, 1},
+        /* Decode over two experts with inter 320 (not a multiple of 128):
+         * the streamed schedule splits each expert's inter in chunks (split-K
+         * down projection, partial outputs added back), I4_G128's last group
+         * padded. */
+        {"split-k", 8, 96, 320, 1, 2, 0, MOAK_ACT_SILU_GLU, 1},
+        /* Prefill-like: 20 pairs per expert, the batched schedule (gate/up
+         * tasks, then down tasks over every expert). */
+        {"batched", 4, 96, 72, 40, 2, 0, MOAK_ACT_SILU_GLU, 1},
     };
     for (size_t c = 0; c < sizeof moes / sizeof moes[0]; c++)
         for (int f = 0; f < MOAK_FORMAT_COUNT; f++)

@@ -17,11 +17,16 @@
 #define GEMM_PREFETCH_K 16
 
 static inline __attribute__((always_inline)) void
-gemm_float_tile_body(const moak_x86_weight *w, const uint8_t *const *panels,
-                     const moak_x86_act *act, const int64_t *rows, float *out, const int S,
-                     const int NT)
+gemm_float_tile_body(const moak_x86_weight *w, const uint8_t *const *panels, const int64_t k0,
+                     const int64_t k1, const moak_x86_act *act, const int64_t *rows, float *out,
+                     const int S, const int NT)
 {
-    const int64_t K = w->cols;
+    (void)w;
+    /* Weights from row k0 of the panel; the activation rows start there. */
+    const int64_t K = k1 - k0;
+    const uint8_t *wp[2];
+    for (int s = 0; s < S; s++)
+        wp[s] = panels[s] + (size_t)k0 * GEMM_K_BYTES;
     const bool split = NT == 1;
     const float *x[GEMM_MAXT];
     for (int t = 0; t < NT; t++)
@@ -42,7 +47,7 @@ gemm_float_tile_body(const moak_x86_weight *w, const uint8_t *const *panels,
             const simd_f x0 = simd_f_set1(x[0][k]), x1 = simd_f_set1(x[0][k + 1]);
 #pragma GCC unroll 2
             for (int s = 0; s < S; s++) {
-                const uint8_t *p = panels[s] + (size_t)k * GEMM_K_BYTES;
+                const uint8_t *p = wp[s] + (size_t)k * GEMM_K_BYTES;
 #pragma GCC unroll 4
                 for (int l = 0; l < 2 * GEMM_K_BYTES; l += 64)
                     _mm_prefetch((const char *)p + GEMM_PREFETCH_K * GEMM_K_BYTES + l, _MM_HINT_T0);
@@ -64,7 +69,7 @@ gemm_float_tile_body(const moak_x86_weight *w, const uint8_t *const *panels,
         for (int s = 0; s < S; s++)
 #pragma GCC unroll 2
             for (int v = 0; v < 2; v++) {
-                simd_f wv = GEMM_FLOAT_LOAD(panels[s] + (size_t)k * GEMM_K_BYTES + v * SIMD_LANES * GEMM_FLOAT_BYTES);
+                simd_f wv = GEMM_FLOAT_LOAD(wp[s] + (size_t)k * GEMM_K_BYTES + v * SIMD_LANES * GEMM_FLOAT_BYTES);
 #pragma GCC unroll 8
                 for (int t = 0; t < NT; t++)
                     acc[s][v][t] = simd_f_fma(wv, xv[t], acc[s][v][t]);
@@ -81,40 +86,42 @@ gemm_float_tile_body(const moak_x86_weight *w, const uint8_t *const *panels,
 }
 
 void GEMM_TILE_FN(const moak_x86_weight *w, const uint8_t *const *panels, int n_panels,
-                  const moak_x86_act *act, const int64_t *rows, int nt, float *out);
+                  int64_t k0, int64_t k1, const moak_x86_act *act, const int64_t *rows, int nt,
+                  float *out);
 
 void GEMM_TILE_FN(const moak_x86_weight *w, const uint8_t *const *panels, int n_panels,
-                  const moak_x86_act *act, const int64_t *rows, int nt, float *out)
+                  int64_t k0, int64_t k1, const moak_x86_act *act, const int64_t *rows, int nt,
+                  float *out)
 {
     if (n_panels == 2) {
         switch (nt) {
-        case 1: gemm_float_tile_body(w, panels, act, rows, out, 2, 1); break;
+        case 1: gemm_float_tile_body(w, panels, k0, k1, act, rows, out, 2, 1); break;
 #if SIMD_MAX_TOKENS_2 >= 2
-        case 2: gemm_float_tile_body(w, panels, act, rows, out, 2, 2); break;
+        case 2: gemm_float_tile_body(w, panels, k0, k1, act, rows, out, 2, 2); break;
 #endif
 #if SIMD_MAX_TOKENS_2 >= 3
-        case 3: gemm_float_tile_body(w, panels, act, rows, out, 2, 3); break;
+        case 3: gemm_float_tile_body(w, panels, k0, k1, act, rows, out, 2, 3); break;
 #endif
         default: break;
         }
         return;
     }
     switch (nt) {
-    case 1: gemm_float_tile_body(w, panels, act, rows, out, 1, 1); break;
+    case 1: gemm_float_tile_body(w, panels, k0, k1, act, rows, out, 1, 1); break;
 #if SIMD_MAX_TOKENS_1 >= 2
-    case 2: gemm_float_tile_body(w, panels, act, rows, out, 1, 2); break;
+    case 2: gemm_float_tile_body(w, panels, k0, k1, act, rows, out, 1, 2); break;
 #endif
 #if SIMD_MAX_TOKENS_1 >= 3
-    case 3: gemm_float_tile_body(w, panels, act, rows, out, 1, 3); break;
+    case 3: gemm_float_tile_body(w, panels, k0, k1, act, rows, out, 1, 3); break;
 #endif
 #if SIMD_MAX_TOKENS_1 >= 4
-    case 4: gemm_float_tile_body(w, panels, act, rows, out, 1, 4); break;
+    case 4: gemm_float_tile_body(w, panels, k0, k1, act, rows, out, 1, 4); break;
 #endif
 #if SIMD_MAX_TOKENS_1 >= 5
-    case 5: gemm_float_tile_body(w, panels, act, rows, out, 1, 5); break;
+    case 5: gemm_float_tile_body(w, panels, k0, k1, act, rows, out, 1, 5); break;
 #endif
 #if SIMD_MAX_TOKENS_1 >= 6
-    case 6: gemm_float_tile_body(w, panels, act, rows, out, 1, 6); break;
+    case 6: gemm_float_tile_body(w, panels, k0, k1, act, rows, out, 1, 6); break;
 #endif
     default: break;
     }

@@ -11,14 +11,15 @@
  *   GEMM_TILE_FN   the function name
  *
  * Tile: 2 vectors of rows (one panel of R = 2 * SIMD_LANES rows) per panel,
- * 1 or 2 panels, NT tokens, all of K.  Per 32-block, per 4 k: one weight
+ * 1 or 2 panels, NT tokens, the 32-blocks [kb0, kb1) of K.  Per 32-block, per 4 k: one weight
  * load per vector feeds NT dot products against a 4-byte activation
  * broadcast; the int32 block sums (started from -offset * sum(x_q), which
  * removes the stored offset) are then taken to f32 with the block's weight
  * scale times the activation scale.  With one token, the even and odd quads go
  * to two accumulators so the dot-product chain is half as long (decode is
  * latency- then bandwidth-bound), and the weights of a few blocks ahead are
- * prefetched.  Reads exactly the panel's bytes; writes out[panel][t][R]. */
+ * prefetched (never past kb1).  Reads only the range's quants and scales;
+ * writes out[panel][t][R]. */
 #define GEMM_SCALES_BLOCK 1
 #define GEMM_SCALES_GROUP 2
 #define GEMM_SCALES_ROW 3
@@ -31,10 +32,10 @@
 #define GEMM_MAXT SIMD_MAX_TOKENS_1
 
 static inline __attribute__((always_inline)) void
-gemm_tile_body(const moak_x86_weight *w, const uint8_t *const *panels, const moak_x86_act *act,
-               const int64_t *rows, float *out, const int S, const int NT)
+gemm_tile_body(const moak_x86_weight *w, const uint8_t *const *panels, const int64_t kb0,
+               const int64_t kb1, const moak_x86_act *act, const int64_t *rows, float *out,
+               const int S, const int NT)
 {
-    const int64_t nb = w->n_blocks;
     /* Two accumulator chains per output vector for a lone token, except where
      * 16 registers cannot hold them (avx2 with two panels: four chains already). */
     const bool split = NT == 1 && (SIMD_LANES == 16 || S == 1);
@@ -42,6 +43,7 @@ gemm_tile_body(const moak_x86_weight *w, const uint8_t *const *panels, const moa
     const float *xd[GEMM_MAXT];
     const int32_t *xs[GEMM_MAXT];
     const float *xds[GEMM_MAXT] __attribute__((unused));
+    /* Activation rows start at weight block kb0: index them with b - kb0. */
     for (int t = 0; t < NT; t++) {
         xq[t] = act->q + rows[t] * act->k_padded;
         xd[t] = act->d + rows[t] * act->n_blocks;
@@ -61,7 +63,7 @@ gemm_tile_body(const moak_x86_weight *w, const uint8_t *const *panels, const moa
             for (int t = 0; t < NT; t++)
                 facc[s][v][t] = simd_f_zero();
 
-    for (int64_t b = 0; b < nb; b++) {
+    for (int64_t b = kb0; b < kb1; b++) {
         simd_i iacc[2][2][GEMM_MAXT], iacc2[2][2][GEMM_MAXT];
 #pragma GCC unroll 2
         for (int s = 0; s < S; s++)
@@ -70,11 +72,11 @@ gemm_tile_body(const moak_x86_weight *w, const uint8_t *const *panels, const moa
 #pragma GCC unroll 8
                 for (int t = 0; t < NT; t++) {
                     /* Start from -offset * sum(x_q): a broadcast load. */
-                    iacc[s][v][t] = GEMM_OFFSET != 0 ? simd_i_bcast4((const int8_t *)&xs[t][b]) : simd_i_zero();
+                    iacc[s][v][t] = GEMM_OFFSET != 0 ? simd_i_bcast4((const int8_t *)&xs[t][b - kb0]) : simd_i_zero();
                     if (split)
                         iacc2[s][v][t] = simd_i_zero();
                 }
-        if (split && b + GEMM_PREFETCH_BLOCKS < nb) {
+        if (split && b + GEMM_PREFETCH_BLOCKS < kb1) {
 #pragma GCC unroll 2
             for (int s = 0; s < S; s++) {
                 const char *pf = (const char *)panels[s] + (b + GEMM_PREFETCH_BLOCKS) * GEMM_BLOCK_BYTES;
@@ -85,7 +87,7 @@ gemm_tile_body(const moak_x86_weight *w, const uint8_t *const *panels, const moa
         }
         const int8_t *xb[GEMM_MAXT];
         for (int t = 0; t < NT; t++)
-            xb[t] = xq[t] + b * 32;
+            xb[t] = xq[t] + (b - kb0) * 32;
 #if GEMM_BITS == 8
 #pragma GCC unroll 8
         for (int c = 0; c < 8; c++) {
@@ -154,9 +156,9 @@ gemm_tile_body(const moak_x86_weight *w, const uint8_t *const *panels, const moa
             }
 #pragma GCC unroll 8
         for (int t = 0; t < NT; t++) {
-            const simd_f vdx = simd_f_set1(xd[t][b]);
+            const simd_f vdx = simd_f_set1(xd[t][b - kb0]);
 #if GEMM_SCALES == GEMM_SCALES_GROUP
-            const simd_f vsum = simd_f_set1(xds[t][b]);
+            const simd_f vsum = simd_f_set1(xds[t][b - kb0]);
 #endif
 #pragma GCC unroll 2
             for (int s = 0; s < S; s++)
@@ -195,40 +197,42 @@ gemm_tile_body(const moak_x86_weight *w, const uint8_t *const *panels, const moa
 }
 
 void GEMM_TILE_FN(const moak_x86_weight *w, const uint8_t *const *panels, int n_panels,
-                  const moak_x86_act *act, const int64_t *rows, int nt, float *out);
+                  int64_t kb0, int64_t kb1, const moak_x86_act *act, const int64_t *rows, int nt,
+                  float *out);
 
 void GEMM_TILE_FN(const moak_x86_weight *w, const uint8_t *const *panels, int n_panels,
-                  const moak_x86_act *act, const int64_t *rows, int nt, float *out)
+                  int64_t kb0, int64_t kb1, const moak_x86_act *act, const int64_t *rows, int nt,
+                  float *out)
 {
     if (n_panels == 2) {
         switch (nt) {
-        case 1: gemm_tile_body(w, panels, act, rows, out, 2, 1); break;
+        case 1: gemm_tile_body(w, panels, kb0, kb1, act, rows, out, 2, 1); break;
 #if SIMD_MAX_TOKENS_2 >= 2
-        case 2: gemm_tile_body(w, panels, act, rows, out, 2, 2); break;
+        case 2: gemm_tile_body(w, panels, kb0, kb1, act, rows, out, 2, 2); break;
 #endif
 #if SIMD_MAX_TOKENS_2 >= 3
-        case 3: gemm_tile_body(w, panels, act, rows, out, 2, 3); break;
+        case 3: gemm_tile_body(w, panels, kb0, kb1, act, rows, out, 2, 3); break;
 #endif
         default: break;
         }
         return;
     }
     switch (nt) {
-    case 1: gemm_tile_body(w, panels, act, rows, out, 1, 1); break;
+    case 1: gemm_tile_body(w, panels, kb0, kb1, act, rows, out, 1, 1); break;
 #if SIMD_MAX_TOKENS_1 >= 2
-    case 2: gemm_tile_body(w, panels, act, rows, out, 1, 2); break;
+    case 2: gemm_tile_body(w, panels, kb0, kb1, act, rows, out, 1, 2); break;
 #endif
 #if SIMD_MAX_TOKENS_1 >= 3
-    case 3: gemm_tile_body(w, panels, act, rows, out, 1, 3); break;
+    case 3: gemm_tile_body(w, panels, kb0, kb1, act, rows, out, 1, 3); break;
 #endif
 #if SIMD_MAX_TOKENS_1 >= 4
-    case 4: gemm_tile_body(w, panels, act, rows, out, 1, 4); break;
+    case 4: gemm_tile_body(w, panels, kb0, kb1, act, rows, out, 1, 4); break;
 #endif
 #if SIMD_MAX_TOKENS_1 >= 5
-    case 5: gemm_tile_body(w, panels, act, rows, out, 1, 5); break;
+    case 5: gemm_tile_body(w, panels, kb0, kb1, act, rows, out, 1, 5); break;
 #endif
 #if SIMD_MAX_TOKENS_1 >= 6
-    case 6: gemm_tile_body(w, panels, act, rows, out, 1, 6); break;
+    case 6: gemm_tile_body(w, panels, kb0, kb1, act, rows, out, 1, 6); break;
 #endif
     default: break;
     }

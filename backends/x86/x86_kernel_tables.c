@@ -7,27 +7,23 @@
 
 #include "x86_kernels.h"
 
+#define DECLARE_TILE(name)                                                                     \
+    void name(const moak_x86_weight *, const uint8_t *const *, int, int64_t, int64_t,           \
+              const moak_x86_act *, const int64_t *, int, float *)
+
 #define DECLARE_LEVEL(pre)                                                                     \
-    void moak_x86_##pre##_tile_q8_0(const moak_x86_weight *, const uint8_t *const *, int,      \
-                                    const moak_x86_act *, const int64_t *, int, float *);      \
-    void moak_x86_##pre##_tile_q4_0(const moak_x86_weight *, const uint8_t *const *, int,      \
-                                    const moak_x86_act *, const int64_t *, int, float *);      \
-    void moak_x86_##pre##_tile_i8_row(const moak_x86_weight *, const uint8_t *const *, int,    \
-                                      const moak_x86_act *, const int64_t *, int, float *);    \
-    void moak_x86_##pre##_tile_i4_g32(const moak_x86_weight *, const uint8_t *const *, int,    \
-                                      const moak_x86_act *, const int64_t *, int, float *);    \
-    void moak_x86_##pre##_tile_i4_g128(const moak_x86_weight *, const uint8_t *const *, int,   \
-                                       const moak_x86_act *, const int64_t *, int, float *)
+    DECLARE_TILE(moak_x86_##pre##_tile_q8_0);                                                  \
+    DECLARE_TILE(moak_x86_##pre##_tile_q4_0);                                                  \
+    DECLARE_TILE(moak_x86_##pre##_tile_i8_row);                                                \
+    DECLARE_TILE(moak_x86_##pre##_tile_i4_g32);                                                \
+    DECLARE_TILE(moak_x86_##pre##_tile_i4_g128)
 
 #define DECLARE_FLOAT(pre)                                                                     \
-    void moak_x86_##pre##_tile_f32(const moak_x86_weight *, const uint8_t *const *, int,       \
-                                   const moak_x86_act *, const int64_t *, int, float *);       \
-    void moak_x86_##pre##_tile_f16(const moak_x86_weight *, const uint8_t *const *, int,       \
-                                   const moak_x86_act *, const int64_t *, int, float *);       \
-    void moak_x86_##pre##_tile_bf16(const moak_x86_weight *, const uint8_t *const *, int,      \
-                                    const moak_x86_act *, const int64_t *, int, float *);      \
-    void moak_x86_##pre##_quantize(const float *, int64_t, int64_t, int64_t, int64_t, int32_t,  \
-                                   int8_t *, float *, int32_t *, float *);                                     \
+    DECLARE_TILE(moak_x86_##pre##_tile_f32);                                                   \
+    DECLARE_TILE(moak_x86_##pre##_tile_f16);                                                   \
+    DECLARE_TILE(moak_x86_##pre##_tile_bf16);                                                  \
+    void moak_x86_##pre##_quantize(const float *, int64_t, int64_t, int64_t, int64_t, int32_t, \
+                                   int8_t *, float *, int32_t *, float *);                     \
     void moak_x86_##pre##_glu(moak_activation, float, float, const float *, const float *,     \
                               int64_t, float *)
 

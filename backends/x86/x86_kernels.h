@@ -79,10 +79,15 @@ typedef struct moak_x86_act {
 /* One tile: out[p][t][r] = sum_k W_p[r][k] * x_{rows[t]}[k] for each of the
  * n_panels panels (1 or 2; all of the same weight layout), nt tokens
  * (1 <= nt <= the level's max_tokens[n_panels - 1]) and the R rows of each
- * panel, over the whole of K.  No bias; I8_ROW's row scale is applied. */
+ * panel, over the K range [k0, k1) of the weights: 32-blocks for integer
+ * formats (0 <= k0 < k1 <= n_blocks; for I4_G* both ends on group
+ * boundaries, k1 may be n_blocks), elements for float formats.  The
+ * activation rows hold only that range: their column 0 is weight column k0
+ * (k0 * 32 for integer formats).  No bias; I8_ROW's row scale is applied
+ * (the sum is linear, so K-range partial sums add up). */
 typedef void (*moak_x86_tile_fn)(const moak_x86_weight *w, const uint8_t *const *panels,
-                                 int n_panels, const moak_x86_act *act, const int64_t *rows,
-                                 int nt, float *out);
+                                 int n_panels, int64_t k0, int64_t k1, const moak_x86_act *act,
+                                 const int64_t *rows, int nt, float *out);
 
 /* Quantize n_rows rows of cols floats (row i at x + i * x_stride) into
  * k_padded int8 each (zeros past cols); per block of 32: d, s = -offset * sum
@@ -128,6 +133,11 @@ void *moak_x86_op_buffer(moak_x86_state *st, int index, size_t bytes);
 moak_status moak_x86_quantize_activations(moak_x86_state *st, int index, const float *x,
                                           int64_t x_stride, int64_t cols, int64_t n_rows,
                                           const moak_x86_weight *w, moak_x86_act *act);
+
+/* The stored offset of a format's quants that the activations' -offset *
+ * sum term removes (8-bit: the level's dot8_offset; Q4_0: 8; I4_*: 0, its
+ * min term does that). */
+int32_t moak_x86_act_offset(const moak_x86_kernels *kernels, moak_format format);
 
 /* K padded for a format: to 128 for I4_G128, to 32 for the other integer
  * formats, unchanged for floats. */

@@ -49,16 +49,19 @@ static size_t act_bytes(int64_t n_rows, int64_t k_padded)
     return q + 3 * (((size_t)n_rows * (size_t)nb * 4 + 63) & ~(size_t)63);
 }
 
+int32_t moak_x86_act_offset(const moak_x86_kernels *kernels, moak_format format)
+{
+    if (format == MOAK_FORMAT_Q8_0 || format == MOAK_FORMAT_I8_ROW)
+        return kernels->dot8_offset;
+    return format == MOAK_FORMAT_Q4_0 ? 8 : 0;
+}
+
 moak_status moak_x86_quantize_activations(moak_x86_state *st, int index, const float *x,
                                           int64_t x_stride, int64_t cols, int64_t n_rows,
                                           const moak_x86_weight *w, moak_x86_act *act)
 {
     const int64_t k_padded = w->k_padded;
-    int32_t offset = 0;
-    if (w->format == MOAK_FORMAT_Q8_0 || w->format == MOAK_FORMAT_I8_ROW)
-        offset = st->kernels->dot8_offset;
-    else if (w->format == MOAK_FORMAT_Q4_0)
-        offset = 8;
+    const int32_t offset = moak_x86_act_offset(st->kernels, w->format);
     uint8_t *buf = moak_x86_op_buffer(st, index, act_bytes(n_rows, k_padded));
     if (!buf)
         return st->env.error(st->env.log_ctx, MOAK_ERR_OUT_OF_MEMORY,
@@ -96,6 +99,7 @@ typedef struct matmul_job {
     int64_t m;
     int panels_per_task;
     int tile_tokens;
+    int64_t k_end;               /* all of K: n_blocks, or cols for float formats */
     const float *bias;           /* this expert's [rows], or NULL */
     float *y;
 } matmul_job;
@@ -116,7 +120,7 @@ static void matmul_task(void *arg, int64_t task, int32_t thread)
         int nt = j->m - t0 < j->tile_tokens ? (int)(j->m - t0) : j->tile_tokens;
         for (int t = 0; t < nt; t++)
             rows[t] = t0 + t;
-        j->kernels->tile[w->format](w, panels, n_p, &j->act, rows, nt, out);
+        j->kernels->tile[w->format](w, panels, n_p, 0, j->k_end, &j->act, rows, nt, out);
         for (int p = 0; p < n_p; p++) {
             int64_t row0 = (p0 + p) * R;
             int nr = w->rows - row0 < R ? (int)(w->rows - row0) : R;
@@ -145,6 +149,7 @@ moak_status moak_x86_matmul(void *state, const moak_matmul_args *args)
     job.m = args->m;
     job.y = args->y;
     job.bias = args->w->bias ? args->w->bias + (size_t)args->expert * (size_t)w->rows : NULL;
+    job.k_end = moak_x86_format_is_float(w->format) ? w->cols : w->n_blocks;
     if (args->m == 0)
         return MOAK_OK;
     if (moak_x86_format_is_float(w->format)) {
