@@ -358,6 +358,13 @@ int t_open_backends(t_backend *out, int max, int32_t num_threads)
             t_note("backend %s: not run (%s)", info.name, info.reason[0] ? info.reason : "?");
             continue;
         }
+        /* ref is plain C, blind to MOAK_ISA_MAX: run-levels.sh runs it at the
+         * highest level only (MOAK_TEST_TOP_LEVEL). */
+        const char *top = getenv("MOAK_TEST_TOP_LEVEL"), *level = getenv("MOAK_ISA_MAX");
+        if (strcmp(info.name, "ref") == 0 && top && *top && level && strcmp(top, level) != 0) {
+            t_note("backend ref: not run at this level (ISA-independent; runs at %s)", top);
+            continue;
+        }
         if (!in_filter(info.name)) {
             t_note("backend %s: not run (not in MOAK_TEST_BACKENDS)", info.name);
             continue;
@@ -392,6 +399,12 @@ void t_close_backends(t_backend *b, int n)
         moak_context_destroy(b[i].ctx);
         b[i].ctx = NULL;
     }
+}
+
+int32_t t_max_threads(void)
+{
+    const char *emulator = getenv("MOAK_TEST_EMULATOR");
+    return emulator && *emulator ? 1 : 3;
 }
 
 double t_bound_for(const char *ran, double ref_bound, double moak_bound)

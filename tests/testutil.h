@@ -139,6 +139,10 @@ void t_close_backends(t_backend *b, int n);
 /* A context for a preference list (NULL = default), exits 99 on failure. */
 moak_context *t_context(const char *backends, int32_t num_threads);
 
+/* The most worker threads a test may ask for: 1 when the tests run under
+ * MOAK_TEST_EMULATOR (qemu-user may hang creating threads), else 3. */
+int32_t t_max_threads(void);
+
 /* The bound a backend is held to: `ref_bound` when `ran` is "ref" (tight,
  * against the double oracle), else the moak.h bound plus ref_bound (the
  * moak.h bound is relative to ref, and ref itself is ref_bound from the oracle). */
