@@ -36,6 +36,7 @@ static moak_status onednn_init(const moak_backend_env *env, void **out)
                           : MOAK_ERR_OUT_OF_MEMORY;
     st->env = *env;
     st->n_threads = env->n_threads > 0 ? env->n_threads : 1;
+    st->rows = onednn_row_kernels_for(env->hw);
     moak_status status = MOAK_OK;
     onednn_apply_isa_cap(st);
     ONEDNN_TRY(st, status, fail, dnnl_engine_create(&st->engine, dnnl_cpu, 0), "dnnl_engine_create (cpu)");
@@ -60,8 +61,8 @@ static moak_status onednn_init(const moak_backend_env *env, void **out)
     }
     const dnnl_version_t *v = dnnl_version();
     if (v)
-        onednn_log(st, MOAK_LOG_INFO, "oneDNN %d.%d.%d, %d OpenMP threads", v->major, v->minor, v->patch,
-                   (int)env->n_threads);
+        onednn_log(st, MOAK_LOG_INFO, "oneDNN %d.%d.%d, %d OpenMP threads, %s row kernels", v->major, v->minor,
+                   v->patch, (int)env->n_threads, st->rows->name);
     *out = st;
     return MOAK_OK;
 fail:

@@ -27,6 +27,7 @@
 #include <dnnl.h>
 
 #include "moak_backend.h"
+#include "onednn_row_kernels.h"
 
 /* ---- compute kinds ----------------------------------------------------------- */
 
@@ -133,6 +134,7 @@ typedef struct onednn_state {
      * implementation, probed at init; else what it lacks. */
     bool kind_native[3];
     char kind_lack[3][128];
+    const onednn_row_kernels *rows;  /* the C row kernels for this ISA */
 } onednn_state;
 
 /* ---- runtime services (onednn_runtime.c) --------------------------------------------- */
@@ -212,8 +214,8 @@ moak_status onednn_entry_for(onednn_state *st, const onednn_weight *w, int64_t m
 void onednn_cache_clear(onednn_state *st);
 
 /* ---- rows in C (onednn_rows.c): activation preparation and epilogues ---------------- */
-/* Each takes the number of OpenMP threads it may use (1 inside a parallel
- * region: the loops then stay on the calling thread). */
+/* Each takes the row kernels and the number of OpenMP threads it may use
+ * (1 inside a parallel region: the loops then stay on the calling thread). */
 
 /* The source of `rows` activation rows of length k: row r is
  * base + index[r] * k, or base + r * k when index is NULL. */
@@ -228,18 +230,18 @@ typedef struct onednn_rows_in {
  * dst (rows past the data are zero): F32 copies, BF16 rounds to nearest
  * even, S8 writes the two levels of each row r at rows r and in->rows + r
  * and their scales at scales[r] and scales[in->rows + r]. */
-void onednn_prepare_rows(int threads, onednn_kind kind, const onednn_rows_in *in, int64_t padded_rows,
-                         void *dst, float *scales);
+void onednn_prepare_rows(const onednn_row_kernels *rk, int threads, onednn_kind kind, const onednn_rows_in *in,
+                         int64_t padded_rows, void *dst, float *scales);
 /* S8 epilogue for m activation rows (2m primitive rows):
  * out[r][j] = (acc[r][j] * s[r] + acc[m + r][j] * s[m + r]) * w_scales[j] + bias[j]. */
-void onednn_s8_epilogue(int threads, const int32_t *acc, int64_t rows, int64_t n, const float *act_scales,
-                        const float *w_scales, const float *bias, float *out);
+void onednn_s8_epilogue(const onednn_row_kernels *rk, int threads, const int32_t *acc, int64_t rows, int64_t n,
+                        const float *act_scales, const float *w_scales, const float *bias, float *out);
 /* h = act(gate, up) elementwise over rows x n (moak.h's three GLUs). */
-void onednn_glu(int threads, const moak_moe_args *args, const float *gate, const float *up, int64_t rows,
-                int64_t n, float *h);
+void onednn_glu(const onednn_row_kernels *rk, int threads, const moak_moe_args *args, const float *gate,
+                const float *up, int64_t rows, int64_t n, float *h);
 /* y[t][j] = sum over slots s in order of weights[t][s] * pair_out[pos[t*top_k + s]][j]. */
-void onednn_combine(int threads, const float *pair_out, const int32_t *pos, const float *weights,
-                    int64_t n_tokens, int32_t top_k, int64_t n, float *y);
+void onednn_combine(const onednn_row_kernels *rk, int threads, const float *pair_out, const int32_t *pos,
+                    const float *weights, int64_t n_tokens, int32_t top_k, int64_t n, float *y);
 
 /* ---- ops ---------------------------------------------------------------------------------- */
 

@@ -82,7 +82,7 @@ moak_status onednn_gemm(const onednn_state *st, onednn_worker *wk, const onednn_
     ONEDNN_TRY(st, status, done, dnnl_stream_wait(wk->stream), "dnnl_stream_wait (matmul)");
 
     if (kind == ONEDNN_KIND_S8)
-        onednn_s8_epilogue(threads, dst, m, n, src_scales, w->row_scales + expert * n, bias, out);
+        onednn_s8_epilogue(st->rows, threads, dst, m, n, src_scales, w->row_scales + expert * n, bias, out);
     else if (dst != out)
         memcpy(out, dst, (size_t)m * (size_t)n * sizeof(float));
 done:
@@ -134,7 +134,7 @@ static moak_status matmul_locked(onednn_state *st, const moak_matmul_args *args)
     for (int64_t r0 = 0; r0 < m; r0 += chunk_rows) {
         const int64_t rows = m - r0 < chunk_rows ? m - r0 : chunk_rows;
         onednn_rows_in in = {args->x + r0 * k, NULL, rows, k};
-        onednn_prepare_rows(threads, w->kind, &in, onednn_padded_rows(w->kind, rows), src, scales);
+        onednn_prepare_rows(st->rows, threads, w->kind, &in, onednn_padded_rows(w->kind, rows), src, scales);
         status = onednn_gemm(st, wk, rows == chunk_rows ? full : tail, w, args->expert, bias, src, scales, rows,
                              args->y + r0 * n, threads);
         if (status != MOAK_OK)

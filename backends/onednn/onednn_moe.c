@@ -137,7 +137,7 @@ static moak_status run_item(const onednn_state *st, onednn_worker *wk, const moe
     for (int64_t r = 0; r < rows; r++)
         tokens[r] = a->pairs[it->first + r] / a->top_k;
     onednn_rows_in in = {a->x, tokens, rows, hidden};
-    onednn_prepare_rows(p->threads, p->kind, &in, padded, src, scales);
+    onednn_prepare_rows(st->rows, p->threads, p->kind, &in, padded, src, scales);
     moak_status status = onednn_gemm(st, wk, prims->gate, p->gate, it->expert, expert_bias(a->gate, it->expert),
                                      src, scales, rows, gate, p->threads);
     if (status == MOAK_OK)
@@ -145,12 +145,12 @@ static moak_status run_item(const onednn_state *st, onednn_worker *wk, const moe
                              rows, up, p->threads);
     if (status != MOAK_OK)
         return status;
-    onednn_glu(p->threads, a, gate, up, rows, inter, h);
+    onednn_glu(st->rows, p->threads, a, gate, up, rows, inter, h);
 
     const void *down_src = h;
     if (p->kind != ONEDNN_KIND_F32) {
         onednn_rows_in hin = {h, NULL, rows, inter};
-        onednn_prepare_rows(p->threads, p->kind, &hin, padded, src, scales);
+        onednn_prepare_rows(st->rows, p->threads, p->kind, &hin, padded, src, scales);
         down_src = src;
     }
     return onednn_gemm(st, wk, prims->down, p->down, it->expert, expert_bias(a->down, it->expert), down_src,
@@ -257,7 +257,7 @@ static moak_status moe_locked(onednn_state *st, const moak_moe_args *a)
     }
     if (status != MOAK_OK)
         return status;
-    onednn_combine(st->n_threads, p.pair_out, pos, a->weights, a->n_tokens, a->top_k, a->hidden, a->y);
+    onednn_combine(st->rows, st->n_threads, p.pair_out, pos, a->weights, a->n_tokens, a->top_k, a->hidden, a->y);
     return MOAK_OK;
 }
 
