@@ -135,6 +135,12 @@ static bool print_text(const moak_hw_info *hw)
         else
             printf("  %-8s %-21s why: %s\n", b.name ? b.name : "?", state,
                    b.reason[0] ? b.reason : "(no reason given)");
+        /* device backends list what they see, indented under their line */
+        char devices[4096];
+        if (b.built && moak_backend_devices(i, devices, sizeof devices) == MOAK_OK && devices[0]) {
+            for (char *line = strtok(devices, "\n"); line; line = strtok(NULL, "\n"))
+                printf("           %s\n", line);
+        }
     }
     return ok;
 }
@@ -192,11 +198,14 @@ static bool print_json(const moak_hw_info *hw)
             ok = false;
             continue;
         }
+        char devices[4096] = "";
+        if (b.built && moak_backend_devices(i, devices, sizeof devices) != MOAK_OK)
+            devices[0] = '\0';
         json_array_append_new(backends,
-                              json_pack("{s:s, s:s, s:b, s:b, s:s}", "name", b.name ? b.name : "",
+                              json_pack("{s:s, s:s, s:b, s:b, s:s, s:s}", "name", b.name ? b.name : "",
                                         "description", b.description ? b.description : "",
                                         "built", (int)(b.built != 0), "available",
-                                        (int)(b.available != 0), "reason", b.reason));
+                                        (int)(b.available != 0), "reason", b.reason, "devices", devices));
     }
     json_object_set_new(root, "backends", backends);
 

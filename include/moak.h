@@ -224,6 +224,11 @@ MOAK_API int32_t moak_backend_count(void);
 /* Describe backend `index` (0 <= index < moak_backend_count()). */
 MOAK_API moak_status moak_backend_query(int32_t index, moak_backend_info *info);
 
+/* For device backends (opencl): every platform and device the backend can
+ * see, one per line, written NUL-terminated into buf (truncated to len).
+ * Other backends write "".  Context-free. */
+MOAK_API moak_status moak_backend_devices(int32_t index, char *buf, size_t len);
+
 /* ------------------------------------------------------------------------ */
 /* Context                                                                  */
 /* ------------------------------------------------------------------------ */

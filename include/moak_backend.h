@@ -272,6 +272,15 @@ typedef struct moak_backend_ops {
     moak_status (*attention)(void *state, const moak_attention_args *args);
     moak_status (*rmsnorm)(void *state, const moak_rmsnorm_args *args);
     moak_status (*rope)(void *state, const moak_rope_args *args);
+
+    /* ---- optional, for device backends (NULL otherwise) ---- */
+    /* Text listing every platform/device the backend sees, one per line
+     * (moak_backend_devices, moak-info).  Called without init. */
+    moak_status (*list_devices)(char *buf, size_t len);
+    /* Whether the device that `selector` (or the default choice when NULL)
+     * picks is an accelerator (GPU/NPU) that belongs before the CPU backends'
+     * fallback `ref` in the default preference order.  Called without init. */
+    bool (*rank_before_ref)(const char *selector);
 } moak_backend_ops;
 
 /* The backends built into this library; each backend defines its table. */

@@ -98,19 +98,23 @@ static int32_t env_threads(void)
     return (*end == '\0' && v > 0 && v <= 1024) ? (int32_t)v : -1;
 }
 
-/* Default preference: every built backend, best first, in registry order,
- * stopping at ref.  Backends listed after ref would never be asked, so the
- * OpenCL backend (which on a machine like PoCL's is just another CPU path)
- * is used only when a list names it. */
-static void default_backends(int32_t *indices, int32_t *count)
+/* Default preference: every built CPU backend, best first, in registry
+ * order, then ref.  A device backend (OpenCL) joins before ref only when the
+ * device it would pick is an accelerator; an OpenCL CPU device (PoCL) is
+ * just a slower CPU path, so it is used only when a list names it. */
+static void default_backends(const char *device, int32_t *indices, int32_t *count)
 {
     *count = 0;
+    int32_t ref = moak_registry_find("ref");
     for (int32_t i = 0; i < moak_registry_count(); i++) {
         const moak_backend_entry *e = moak_registry_get(i);
-        if (!e->ops || e->device)
+        if (!e->ops || i == ref)
+            continue;
+        if (e->device && !(e->ops->rank_before_ref && e->ops->rank_before_ref(device)))
             continue;
         indices[(*count)++] = i;
     }
+    indices[(*count)++] = ref;
 }
 
 /* Bring up the backends of the preference list.  A backend named explicitly
@@ -236,7 +240,7 @@ MOAK_API moak_status moak_context_create(const moak_context_options *opts, moak_
             return st;
         }
     } else {
-        default_backends(indices, &count);
+        default_backends(ctx->opencl_device, indices, &count);
     }
 
     if (moak_threadpool_create(threads, !(o.flags & MOAK_CONTEXT_NO_THREAD_BINDING), &ctx->pool) != MOAK_OK) {

@@ -107,3 +107,20 @@ bool moak_backend_usable(const moak_backend_ops *ops, char *why, size_t why_len)
     }
     return true;
 }
+
+MOAK_API moak_status moak_backend_devices(int32_t index, char *buf, size_t len)
+{
+    if (!buf)
+        return moak_error(NULL, MOAK_ERR_NULL_ARGUMENT, "buf: must not be NULL");
+    if (len == 0)
+        return moak_error(NULL, MOAK_ERR_INVALID_ARGUMENT, "len: must be >= 1");
+    const moak_backend_entry *entry = moak_registry_get(index);
+    if (!entry)
+        return moak_error(NULL, MOAK_ERR_OUT_OF_RANGE, "index: %d is outside 0..%d (moak_backend_count() - 1)",
+                          (int)index, (int)moak_registry_count() - 1);
+    if (!entry->ops || !entry->ops->list_devices) {
+        buf[0] = '\0';
+        return MOAK_OK;
+    }
+    return entry->ops->list_devices(buf, len);
+}

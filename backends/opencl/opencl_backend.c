@@ -199,4 +199,6 @@ const moak_backend_ops moak_backend_opencl = {
     .attention = ocl_attention,
     .rmsnorm = ocl_rmsnorm,
     .rope = ocl_rope,
+    .list_devices = moak_opencl_list_devices,
+    .rank_before_ref = moak_opencl_selected_is_accelerator,
 };
