@@ -20,7 +20,10 @@
  * accumulation on dequantized weights.  Every other backend must match it
  * within the bound written beside each op (MOAK_BOUND_*); moak-conform
  * enforces exactly those bounds, and a NaN/Inf where the reference is finite
- * always fails.
+ * always fails.  The error of an output row is max_j |y_j - ref_j| divided by
+ * the rms of the reference row; a row of fewer than MOAK_BOUND_MIN_ROW values
+ * is divided by the rms of the op's whole output instead (the rms of a short
+ * row can vanish by cancellation, which would make any rounding "infinite").
  */
 #ifndef MOAK_H
 #define MOAK_H
@@ -30,6 +33,18 @@
 
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+/* Rows shorter than this are measured against the whole output's rms (see above). */
+#define MOAK_BOUND_MIN_ROW 16
+
+/* The MOAK_*_INIT macros set struct_size (and documented defaults).  C gets
+ * designated initializers, so callers built with -Wextra see no
+ * missing-field warnings; C++ before C++20 has none, so it gets positional ones. */
+#ifdef __cplusplus
+#  define MOAK_STRUCT_INIT(type) { sizeof(type) }
+#else
+#  define MOAK_STRUCT_INIT(type) { .struct_size = sizeof(type) }
 #endif
 
 #if defined(_WIN32)
@@ -198,7 +213,7 @@ typedef struct moak_hw_info {
     const char *isa_cap;         /* the MOAK_ISA_MAX value in force, or NULL */
 } moak_hw_info;
 
-#define MOAK_HW_INFO_INIT { sizeof(moak_hw_info) }
+#define MOAK_HW_INFO_INIT MOAK_STRUCT_INIT(moak_hw_info)
 
 /* Probe the machine (hwloc + cpuid/xgetbv or getauxval).  The probe runs once
  * per process; MOAK_ISA_MAX is read then.  Context-free. */
@@ -217,7 +232,7 @@ typedef struct moak_backend_info {
     char reason[160];            /* why not built/available; empty when available */
 } moak_backend_info;
 
-#define MOAK_BACKEND_INFO_INIT { sizeof(moak_backend_info) }
+#define MOAK_BACKEND_INFO_INIT MOAK_STRUCT_INIT(moak_backend_info)
 
 /* Number of backends moak knows (built or not). */
 MOAK_API int32_t moak_backend_count(void);
@@ -258,8 +273,12 @@ typedef struct moak_context_options {
     /* Backend preference list, e.g. "avx512,onednn,ref".  NULL = the
      * MOAK_BACKENDS environment variable, or the default order (best
      * hand-written ISA, oneDNN, OpenCL accelerators, ref, OpenCL CPU).
-     * An unknown name is an error.  "ref" is always appended last when absent
-     * from a list so every op has a backend, unless the list ends with "!". */
+     * An unknown name is MOAK_ERR_UNKNOWN_BACKEND; a known backend that is not
+     * built or not usable here (e.g. "avx512" on a CPU without it) is
+     * MOAK_ERR_UNSUPPORTED, because a list is a request, not a hint (the
+     * default order, by contrast, skips what the machine lacks).  "ref" is
+     * appended when absent so every op has a backend, unless the list ends
+     * with "!". */
     const char *backends;
     /* Log sink; NULL = stderr.  Never stdout. */
     moak_log_fn log_fn;
@@ -273,7 +292,11 @@ typedef struct moak_context_options {
     const char *opencl_device;
 } moak_context_options;
 
-#define MOAK_CONTEXT_OPTIONS_INIT { sizeof(moak_context_options), 0, NULL, NULL, NULL, -1, 0u, NULL }
+#ifdef __cplusplus
+#  define MOAK_CONTEXT_OPTIONS_INIT { sizeof(moak_context_options), 0, NULL, NULL, NULL, -1, 0u, NULL }
+#else
+#  define MOAK_CONTEXT_OPTIONS_INIT { .struct_size = sizeof(moak_context_options), .verbose = -1 }
+#endif
 
 /* opts may be NULL (all defaults). */
 MOAK_API moak_status moak_context_create(const moak_context_options *opts,
@@ -307,7 +330,7 @@ typedef struct moak_weight_desc {
     const float *bias;           /* optional [n_experts][rows], added to the output */
 } moak_weight_desc;
 
-#define MOAK_WEIGHT_DESC_INIT { sizeof(moak_weight_desc) }
+#define MOAK_WEIGHT_DESC_INIT MOAK_STRUCT_INIT(moak_weight_desc)
 
 /* Copies (and re-lays out) data; the caller may free it afterwards.  The
  * backend is the first in the context's preference order that supports
@@ -363,7 +386,7 @@ typedef struct moak_router_desc {
     int32_t topk_groups;         /* groups kept, 1..n_groups (with n_groups > 1) */
 } moak_router_desc;
 
-#define MOAK_ROUTER_DESC_INIT { sizeof(moak_router_desc) }
+#define MOAK_ROUTER_DESC_INIT MOAK_STRUCT_INIT(moak_router_desc)
 
 /* For each token t: ids[t][0..top_k) in decreasing selection score (ties to
  * the lower expert id), weights[t][..] their routing weights.
@@ -399,7 +422,7 @@ typedef struct moak_moe_desc {
     float swiglu_limit;          /* 0 means 7.0 */
 } moak_moe_desc;
 
-#define MOAK_MOE_DESC_INIT { sizeof(moak_moe_desc), MOAK_ACT_SILU_GLU, 0.0f, 0.0f }
+#define MOAK_MOE_DESC_INIT MOAK_STRUCT_INIT(moak_moe_desc)
 
 /* y[t] = sum_k weights[t][k] * down_e(act(gate_e(x[t]), up_e(x[t]))), e = ids[t][k].
  * w_gate, w_up: E experts x inter rows x hidden cols; w_down: E x hidden x inter;
@@ -440,7 +463,7 @@ typedef struct moak_kv_cache_desc {
     uint32_t flags;              /* MOAK_KV_* */
 } moak_kv_cache_desc;
 
-#define MOAK_KV_CACHE_DESC_INIT { sizeof(moak_kv_cache_desc) }
+#define MOAK_KV_CACHE_DESC_INIT MOAK_STRUCT_INIT(moak_kv_cache_desc)
 
 MOAK_API moak_status moak_kv_cache_create(moak_context *ctx,
                                           const moak_kv_cache_desc *desc,
@@ -476,7 +499,7 @@ typedef struct moak_attention_desc {
     const float *sinks;          /* [n_heads] sink logits joined to each softmax, or NULL */
 } moak_attention_desc;
 
-#define MOAK_ATTENTION_DESC_INIT { sizeof(moak_attention_desc) }
+#define MOAK_ATTENTION_DESC_INIT MOAK_STRUCT_INIT(moak_attention_desc)
 
 /* For each sequence i, its q_lens[i] newest cached tokens are the queries:
  * query r of sequence i sits at position L - q_lens[i] + r (L = its cached
@@ -523,7 +546,7 @@ typedef struct moak_rope_desc {
     float position_scale;        /* angle = position * position_scale * base^(-2i/rotary_dim); 0 means 1 */
 } moak_rope_desc;
 
-#define MOAK_ROPE_DESC_INIT { sizeof(moak_rope_desc) }
+#define MOAK_ROPE_DESC_INIT MOAK_STRUCT_INIT(moak_rope_desc)
 
 /* x, y: [n_tokens][n_heads][head_dim]; positions: [n_tokens] (>= 0).  In place allowed.
  * Bound: 1e-5 of rms(ref row) (angles are computed in double by the reference). */

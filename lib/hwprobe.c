@@ -219,7 +219,7 @@ MOAK_API moak_status moak_hw_probe(moak_hw_info *info)
 {
     MOAK_CHECK_NULL(NULL, info, "info");
     moak_status status = moak_check_struct_size(NULL, info->struct_size,
-                                                MOAK_HW_INFO_V1_SIZE, "info->struct_size");
+                                                MOAK_HW_INFO_V1_SIZE, "info");
     if (status != MOAK_OK)
         return status;
     const moak_hw_info *hw = moak_hw_get();
