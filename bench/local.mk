@@ -80,7 +80,7 @@ bench_test_bench_json_CFLAGS = $(AM_CFLAGS) -Wno-missing-field-initializers
 bench_test_bench_json_LDADD = $(bench_tool_ldadd)
 dist_check_SCRIPTS += bench/bench-cli.sh
 TESTS += bench/test_bench_count bench/test_bench_compare bench/test_bench_json bench/bench-cli.sh
-CLEANFILES += bench/bench-cli.*.json bench/bench-cli.*.svg
+CLEANFILES += bench/bench-cli.*.json bench/bench-cli.*.svg bench/bench-cli.log
 
 if HAVE_GBENCH
 # Google Benchmark micro-benches, one file per kernel family (C++ only here).
