@@ -261,7 +261,8 @@ typedef void (*moak_log_fn)(void *user, moak_log_level level, const char *messag
 
 /* Context flags. */
 /* Let a backend expand weights at creation into a larger format it can
- * compute exactly (oneDNN: Q4_0 -> int8 + f32 scales).  The growth is logged. */
+ * compute exactly (oneDNN: F16/Q8_0/Q4_0/I4_* -> f32, 2x to 7.5x the bytes).
+ * The growth is logged. */
 #define MOAK_CONTEXT_ALLOW_WEIGHT_EXPANSION (1u << 0)
 /* Do not bind worker threads to cores. */
 #define MOAK_CONTEXT_NO_THREAD_BINDING      (1u << 1)

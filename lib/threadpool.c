@@ -5,7 +5,8 @@
  * with an atomic counter; which thread runs a task may vary, so backends
  * make each task's result independent of the thread (see moak_task_fn),
  * which keeps results bitwise reproducible for a given thread count.
- * Workers are bound to physical cores (hwloc) when asked. */
+ * Workers (never the calling thread) are bound to physical cores (hwloc)
+ * when asked. */
 #include "config.h"
 
 #include <hwloc.h>
@@ -119,8 +120,9 @@ moak_status moak_threadpool_create(int32_t n_threads, bool bind, moak_threadpool
             return MOAK_ERR_OUT_OF_MEMORY;
         }
     }
-    if (bind)
-        bind_to_core(0);
+    /* The calling thread is the application's: it is never pinned (that
+     * would also pin every thread it creates later).  Workers take cores
+     * 1..n-1 so that the caller, which usually sits on core 0, keeps its own. */
     *out = pool;
     return MOAK_OK;
 }
