@@ -16,7 +16,7 @@ AM_TESTS_ENVIRONMENT = \
 	MOAK_TEST_LEVELS_PROG='$(abs_top_builddir)/tests/list_isa_levels$(EXEEXT)'; \
 	MOAK_TEST_EMULATOR='$(MOAK_TEST_EMULATOR)'; \
 	export POCL_CACHE_DIR MOAK_CACHE_DIR MOAK_TEST_LEVELS_PROG MOAK_TEST_EMULATOR;
-EXTRA_DIST += tests/run-levels.sh
+EXTRA_DIST += tests/run-levels.sh tests/tool-run.sh
 # The kernel caches are directories: make clean removes them (distcheck
 # requires an empty build tree after distclean).  A prerequisite-only rule,
 # so another fragment may hang its own cleaning on clean-local too.

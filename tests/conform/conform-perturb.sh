@@ -3,8 +3,10 @@
 # ten times its bound before the comparison, so every compared case must fail
 # and the exit status must be 1.  (The reference runs against itself here, so
 # the check costs seconds.)
+. "${srcdir:-.}/tests/tool-run.sh"
+only_top_level
 tool=./tests/conform/moak-conform
-out=$("$tool" --quick --backend ref --op matmul,moe,route,attention,rmsnorm,rope \
+out=$(run_tool "$tool" --quick --backend ref --op matmul,moe,route,attention,rmsnorm,rope \
     --format q4_0,f16,f32 --random 1 --perturb 2>&1)
 rc=$?
 echo "$out"
