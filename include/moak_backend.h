@@ -301,6 +301,12 @@ uint16_t moak_f32_to_bf16(float f);   /* round to nearest even; NaN stays NaN */
 void moak_dequantize_row(moak_format format, const void *row, int64_t cols, float *dst);
 /* Quantize one row of `cols` floats into row_bytes(format, cols) bytes. */
 void moak_quantize_row(moak_format format, const float *src, int64_t cols, void *dst);
+/* Routing's last step for token `token`: chosen_scores[k] holds the score of
+ * chosen[k] (the logit for TOPK_SOFTMAX, the probability or the unbiased
+ * sigmoid score otherwise), in selection order; it is overwritten with the
+ * weights (softmax over the chosen for TOPK_SOFTMAX, renormalised when asked,
+ * times scaling_factor), which are stored with the ids in a->ids/a->weights. */
+void moak_route_store_row(const moak_route_args *a, int64_t token, const int32_t *chosen, double *chosen_scores);
 
 #ifdef __cplusplus
 }

@@ -193,33 +193,9 @@ static void route_token(const route_job *job, int64_t t, int32_t thread)
 
     double weight[256];
     double *wt = top_k <= 256 ? weight : (double *)(void *)(((uintptr_t)(mark + n) + 7) & ~(uintptr_t)7);
-    if (a->method == MOAK_ROUTE_TOPK_SOFTMAX) {
-        const double max = score[chosen[0]];
-        double sum = 0.0;
-        for (int32_t k = 0; k < top_k; k++) {
-            wt[k] = exp((double)score[chosen[k]] - max);
-            sum += wt[k];
-        }
-        for (int32_t k = 0; k < top_k; k++)
-            wt[k] /= sum;
-    } else {
-        for (int32_t k = 0; k < top_k; k++)
-            wt[k] = score[chosen[k]];
-    }
-    if (a->renormalize) {
-        double sum = 0.0;
-        for (int32_t k = 0; k < top_k; k++)
-            sum += wt[k];
-        if (sum > 0.0)
-            for (int32_t k = 0; k < top_k; k++)
-                wt[k] /= sum;
-    }
-    int32_t *ids = a->ids + (size_t)t * (size_t)top_k;
-    float *weights = a->weights + (size_t)t * (size_t)top_k;
-    for (int32_t k = 0; k < top_k; k++) {
-        ids[k] = chosen[k];
-        weights[k] = (float)(wt[k] * (double)a->scaling_factor);
-    }
+    for (int32_t k = 0; k < top_k; k++)
+        wt[k] = score[chosen[k]];
+    moak_route_store_row(a, t, chosen, wt);
 }
 
 static void route_task(void *arg, int64_t task, int32_t thread)

@@ -152,37 +152,10 @@ static void route_token(const route_job *job, int64_t t, int32_t thread)
         chosen[k] = e;
     }
 
-    /* 4. weights */
-    if (args->method == MOAK_ROUTE_TOPK_SOFTMAX) {
-        const double max = score[chosen[0]]; /* the first chosen is the largest */
-        double sum = 0.0;
-        for (int32_t k = 0; k < top_k; k++) {
-            weight[k] = exp(score[chosen[k]] - max);
-            sum += weight[k];
-        }
-        for (int32_t k = 0; k < top_k; k++)
-            weight[k] /= sum;
-    } else {
-        for (int32_t k = 0; k < top_k; k++)
-            weight[k] = score[chosen[k]];
-    }
-    if (args->renormalize) {
-        double sum = 0.0;
-        for (int32_t k = 0; k < top_k; k++)
-            sum += weight[k];
-        /* sigmoid scores can all underflow to 0: leave the weights 0 then */
-        if (sum > 0.0)
-            for (int32_t k = 0; k < top_k; k++)
-                weight[k] /= sum;
-    }
-
-    /* 5. store */
-    int32_t *ids = args->ids + (size_t)t * (size_t)top_k;
-    float *weights = args->weights + (size_t)t * (size_t)top_k;
-    for (int32_t k = 0; k < top_k; k++) {
-        ids[k] = chosen[k];
-        weights[k] = (float)(weight[k] * (double)args->scaling_factor);
-    }
+    /* 4. weights and 5. store: the step every CPU backend shares */
+    for (int32_t k = 0; k < top_k; k++)
+        weight[k] = score[chosen[k]];
+    moak_route_store_row(args, t, chosen, weight);
 }
 
 static void route_task(void *arg, int64_t task, int32_t thread)

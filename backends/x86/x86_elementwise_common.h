@@ -241,33 +241,9 @@ static void x86_route_task(void *arg, int64_t task, int32_t thread)
             }
         }
 
-        if (args->method == MOAK_ROUTE_TOPK_SOFTMAX) {
-            const double max = score[chosen[0]];
-            double sum = 0.0;
-            for (int32_t k = 0; k < top_k; k++) {
-                weight[k] = exp(score[chosen[k]] - max);
-                sum += weight[k];
-            }
-            for (int32_t k = 0; k < top_k; k++)
-                weight[k] /= sum;
-        } else {
-            for (int32_t k = 0; k < top_k; k++)
-                weight[k] = score[chosen[k]];
-        }
-        if (args->renormalize) {
-            double sum = 0.0;
-            for (int32_t k = 0; k < top_k; k++)
-                sum += weight[k];
-            if (sum > 0.0) /* sigmoid scores can all underflow to 0 */
-                for (int32_t k = 0; k < top_k; k++)
-                    weight[k] /= sum;
-        }
-        int32_t *ids = args->ids + (size_t)t * (size_t)top_k;
-        float *weights = args->weights + (size_t)t * (size_t)top_k;
-        for (int32_t k = 0; k < top_k; k++) {
-            ids[k] = chosen[k];
-            weights[k] = (float)(weight[k] * (double)args->scaling_factor);
-        }
+        for (int32_t k = 0; k < top_k; k++)
+            weight[k] = score[chosen[k]];
+        moak_route_store_row(args, t, chosen, weight);
     }
 }
 
