@@ -71,13 +71,19 @@ check_PROGRAMS += bench/test_bench_count bench/test_bench_compare bench/test_ben
 bench_test_bench_count_SOURCES = bench/test_bench_count.c
 bench_test_bench_count_CPPFLAGS = $(AM_CPPFLAGS) $(JANSSON_CFLAGS)
 bench_test_bench_count_LDADD = $(bench_tool_ldadd)
+# -no-install: the binary itself, so a cross build's MOAK_TEST_EMULATOR can run it
+bench_test_bench_count_LDFLAGS = -no-install
 bench_test_bench_compare_SOURCES = bench/test_bench_compare.c
 bench_test_bench_compare_CPPFLAGS = $(AM_CPPFLAGS) $(JANSSON_CFLAGS)
 bench_test_bench_compare_LDADD = $(bench_tool_ldadd)
+# -no-install: the binary itself, so a cross build's MOAK_TEST_EMULATOR can run it
+bench_test_bench_compare_LDFLAGS = -no-install
 bench_test_bench_json_SOURCES = bench/test_bench_json.c
 bench_test_bench_json_CPPFLAGS = $(AM_CPPFLAGS) $(JANSSON_CFLAGS)
 bench_test_bench_json_CFLAGS = $(AM_CFLAGS) -Wno-missing-field-initializers
 bench_test_bench_json_LDADD = $(bench_tool_ldadd)
+# -no-install: the binary itself, so a cross build's MOAK_TEST_EMULATOR can run it
+bench_test_bench_json_LDFLAGS = -no-install
 dist_check_SCRIPTS += bench/bench-cli.sh
 TESTS += bench/test_bench_count bench/test_bench_compare bench/test_bench_json bench/bench-cli.sh
 CLEANFILES += bench/bench-cli.*.json bench/bench-cli.*.svg bench/bench-cli.log

@@ -592,10 +592,12 @@ static void test_quantized(moak_format f, int64_t rows, int64_t cols, int data_k
             err2 += e * e;
             ref2 += (double)x[r * cols + i] * x[r * cols + i];
         }
-        /* Gaussian rows (no outlier, which by design costs the row or
-         * group its resolution): the error a format of that width gives. */
+        /* Gaussian rows only (kinds 1 and 2 plant +-5 values, which by
+         * design cost the row or group its resolution; their elements are
+         * still held to the per-element bound above): the error a format
+         * of that width gives. */
         const double limit = f == MOAK_FORMAT_Q8_0 || f == MOAK_FORMAT_I8_ROW ? 0.02 : 0.2;
-        CHECK(data_kind == 1 || sqrt(err2 / ref2) < limit, "%s row %" PRId64 " cols %" PRId64 " kind %d: relative rms error %.4f",
+        CHECK(data_kind != 0 || sqrt(err2 / ref2) < limit, "%s row %" PRId64 " cols %" PRId64 " kind %d: relative rms error %.4f",
               name, r, cols, data_kind, sqrt(err2 / ref2));
     }
     free(x);
