@@ -1,12 +1,15 @@
 /* test_x86_tiles — the edges of the x86 matmul/MoE tiling that the general
  * suite does not reach on purpose: every token count around the register
- * tile heights (avx512: 1-3 tokens run two 32-row panels per task, 4+ run
- * one panel in tiles of 6; avx2: 1 token two 16-row panels, 2+ tiles of 2),
- * row counts that leave a partial last panel (70 = 2*32 + 6 = 4*16 + 6,
- * 33, 5), K that ends inside a block and inside a 128-group (200, 31,
- * 4128), and a fused MoE with one decode token over 8 of 128 experts, one
- * expert chosen by every token, a decode split in inter chunks, a batch
- * with many pairs per expert (both MoE schedules), and a bitwise repeat.
+ * tile heights (avx512: 1-3 tokens run two 32-row panels per task, 4+ the
+ * prefill panel kernel in tiles of 6; avx2: 1 token two 16-row panels, 2+
+ * tiles of 2), row counts that leave a partial last panel (70 = 2*32 + 6 =
+ * 4*16 + 6, 33, 5), K that ends inside a block and inside a 128-group (200,
+ * 31, 4128), a prefill of 300 tokens (several token blocks of the panel
+ * kernel), and the fused MoE: one decode token over 8 of 128 experts, one
+ * expert chosen by every token, a decode split in inter chunks (split-K
+ * down projection), batches with many pairs per expert (the batched
+ * schedule, an expert's pairs over two panel-kernel calls), and a bitwise
+ * repeat.
  *
  * Runs only the avx512 and avx2 backends (the general tests cover the
  * others) against a double-precision oracle computed here from the weight
@@ -259,10 +262,13 @@ int main(void)
     static const int64_t ms_all[] = {1, 2, 3, 4, 5, 6, 7, 8, 13};
     static const int64_t ms_long[] = {1, 3, 4, 7};
     static const int64_t ms_tiny[] = {1, 7};
+    /* Prefill in several token blocks of the panel kernel (about 128 each). */
+    static const int64_t ms_blocks[] = {300};
     for (int f = 0; f < MOAK_FORMAT_COUNT; f++) {
         matmul_case(bk, n_bk, (moak_format)f, 70, 200, ms_all, 9);
         matmul_case(bk, n_bk, (moak_format)f, 33, 4128, ms_long, 4);
         matmul_case(bk, n_bk, (moak_format)f, 5, 31, ms_tiny, 2);
+        matmul_case(bk, n_bk, (moak_format)f, 70, 200, ms_blocks, 1);
     }
     static const moe_case moes[] = {
         /* Decode: one token, 8 of 128 experts (Qwen3-30B-A3B routing, scaled). */
@@ -278,6 +284,9 @@ int main(void)
         /* Prefill-like: 20 pairs per expert, the batched schedule (gate/up
          * tasks, then down tasks over every expert). */
         {"batched", 4, 96, 72, 40, 2, 0, MOAK_ACT_SILU_GLU, 1},
+        /* Both experts take all 140 tokens: more pairs than one panel-kernel
+         * call takes (128), so an expert's pairs go in two calls. */
+        {"many-pairs", 2, 64, 40, 140, 2, 0, MOAK_ACT_GELU_GLU, 1},
     };
     for (size_t c = 0; c < sizeof moes / sizeof moes[0]; c++)
         for (int f = 0; f < MOAK_FORMAT_COUNT; f++)

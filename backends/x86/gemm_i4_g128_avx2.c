@@ -1,4 +1,4 @@
-/* I4_G128 matmul tile kernel, AVX2 (vpmaddubsw, no VNNI): asymmetric nibbles, one scale and min per 4 blocks of 32.  Layout and tile: x86_kernels.h, gemm_int_body.h. */
+/* I4_G128 matmul tile and prefill panel kernels, AVX2 (vpmaddubsw, no VNNI): asymmetric nibbles, one scale and min per 4 blocks of 32.  Layout and kernels: x86_kernels.h, gemm_int_body.h, gemm_panel_body.h. */
 #include "config.h"
 
 #include "x86_kernels.h"
@@ -10,3 +10,5 @@
 #define GEMM_GROUP_BLOCKS 4
 #define GEMM_TILE_FN moak_x86_avx2_tile_i4_g128
 #include "gemm_int_body.h"
+#define GEMM_PANEL_FN moak_x86_avx2_panel_i4_g128
+#include "gemm_panel_body.h"

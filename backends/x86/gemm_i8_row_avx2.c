@@ -1,4 +1,4 @@
-/* I8_ROW matmul tile kernel, AVX2 (vpmaddubsw, no VNNI): int8 weights, activation scale per 32-block, row scale applied once at the end.  Layout and tile: x86_kernels.h, gemm_int_body.h. */
+/* I8_ROW matmul tile and prefill panel kernels, AVX2 (vpmaddubsw, no VNNI): int8 weights, activation scale per 32-block, row scale applied once at the end.  Layout and kernels: x86_kernels.h, gemm_int_body.h, gemm_panel_body.h. */
 #include "config.h"
 
 #include "x86_kernels.h"
@@ -10,3 +10,5 @@
 #define GEMM_GROUP_BLOCKS 1
 #define GEMM_TILE_FN moak_x86_avx2_tile_i8_row
 #include "gemm_int_body.h"
+#define GEMM_PANEL_FN moak_x86_avx2_panel_i8_row
+#include "gemm_panel_body.h"

@@ -1,4 +1,4 @@
-/* Q8_0 matmul tile kernel, AVX-512 VNNI: int8 weights (stored +128) against int8 activations.  Layout and tile: x86_kernels.h, gemm_int_body.h. */
+/* Q8_0 matmul tile and prefill panel kernels, AVX-512 VNNI: int8 weights (stored +128) against int8 activations.  Layout and kernels: x86_kernels.h, gemm_int_body.h, gemm_panel_body.h. */
 #include "config.h"
 
 #include "x86_kernels.h"
@@ -10,3 +10,5 @@
 #define GEMM_GROUP_BLOCKS 1
 #define GEMM_TILE_FN moak_x86_avx512_tile_q8_0
 #include "gemm_int_body.h"
+#define GEMM_PANEL_FN moak_x86_avx512_panel_q8_0
+#include "gemm_panel_body.h"

@@ -23,6 +23,7 @@ x86_common_sources = \
 
 x86_body_headers = \
 	backends/x86/gemm_int_body.h \
+	backends/x86/gemm_panel_body.h \
 	backends/x86/gemm_float_body.h \
 	backends/x86/moe_glu_body.h
 
@@ -59,7 +60,7 @@ if HAVE_AVXVNNI_FLAGS
 noinst_LTLIBRARIES += libx86_avxvnni.la
 libx86_avxvnni_la_CFLAGS = $(AM_CFLAGS) $(AVX2_CFLAGS) $(AVXVNNI_CFLAGS)
 libx86_avxvnni_la_SOURCES = \
-	backends/x86/x86_simd_avx2.h backends/x86/gemm_int_body.h \
+	backends/x86/x86_simd_avx2.h backends/x86/gemm_int_body.h backends/x86/gemm_panel_body.h \
 	backends/x86/gemm_q4_0_avxvnni.c \
 	backends/x86/gemm_q8_0_avxvnni.c \
 	backends/x86/gemm_i8_row_avxvnni.c \

@@ -105,7 +105,7 @@ static void x86_fini(void *state)
     int32_t n = st->env.n_threads > 0 ? st->env.n_threads : 1;
     for (int32_t i = 0; i < n; i++)
         free(st->scratch[i]);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         free(st->op_buffer[i]);
     free(st->scratch);
     free(st->scratch_bytes);

@@ -24,8 +24,8 @@ typedef struct moak_x86_state {
     const struct moak_x86_kernels *kernels; /* chosen at init from level and isa bits */
     /* Op-wide buffers (one op runs at a time per context): quantized
      * activations, the MoE hidden rows.  Grown on demand, 64-byte aligned. */
-    void *op_buffer[3];
-    size_t op_buffer_bytes[3];
+    void *op_buffer[4];
+    size_t op_buffer_bytes[4];
 } moak_x86_state;
 
 /* Per-thread scratch of at least `bytes` bytes, 64-byte aligned, kept between

@@ -11,12 +11,30 @@
     void name(const moak_x86_weight *, const uint8_t *const *, int, int64_t, int64_t,           \
               const moak_x86_act *, const int64_t *, int, float *)
 
+#define DECLARE_PANEL(name)                                                                    \
+    void name(const moak_x86_weight *, const uint8_t *const *, int, const moak_x86_act *,      \
+              const int64_t *, int64_t, const float *const *, float *const *, int64_t, void *)
+
 #define DECLARE_LEVEL(pre)                                                                     \
     DECLARE_TILE(moak_x86_##pre##_tile_q8_0);                                                  \
     DECLARE_TILE(moak_x86_##pre##_tile_q4_0);                                                  \
     DECLARE_TILE(moak_x86_##pre##_tile_i8_row);                                                \
     DECLARE_TILE(moak_x86_##pre##_tile_i4_g32);                                                \
-    DECLARE_TILE(moak_x86_##pre##_tile_i4_g128)
+    DECLARE_TILE(moak_x86_##pre##_tile_i4_g128);                                               \
+    DECLARE_PANEL(moak_x86_##pre##_panel_q8_0);                                                \
+    DECLARE_PANEL(moak_x86_##pre##_panel_q4_0);                                                \
+    DECLARE_PANEL(moak_x86_##pre##_panel_i8_row);                                              \
+    DECLARE_PANEL(moak_x86_##pre##_panel_i4_g32);                                              \
+    DECLARE_PANEL(moak_x86_##pre##_panel_i4_g128)
+
+#define PANELS(pre)                                                                            \
+    .panel = {                                                                                 \
+        [MOAK_FORMAT_Q8_0] = moak_x86_##pre##_panel_q8_0,                                      \
+        [MOAK_FORMAT_Q4_0] = moak_x86_##pre##_panel_q4_0,                                      \
+        [MOAK_FORMAT_I8_ROW] = moak_x86_##pre##_panel_i8_row,                                  \
+        [MOAK_FORMAT_I4_G32] = moak_x86_##pre##_panel_i4_g32,                                  \
+        [MOAK_FORMAT_I4_G128] = moak_x86_##pre##_panel_i4_g128,                                \
+    }
 
 #define DECLARE_FLOAT(pre)                                                                     \
     DECLARE_TILE(moak_x86_##pre##_tile_f32);                                                   \
@@ -45,6 +63,7 @@ const moak_x86_kernels moak_x86_kernels_avx512 = {
         [MOAK_FORMAT_I4_G32] = moak_x86_avx512_tile_i4_g32,
         [MOAK_FORMAT_I4_G128] = moak_x86_avx512_tile_i4_g128,
     },
+    PANELS(avx512),
     .quantize = moak_x86_avx512_quantize,
     .glu = moak_x86_avx512_glu,
 };
@@ -68,6 +87,7 @@ const moak_x86_kernels moak_x86_kernels_avx2 = {
         [MOAK_FORMAT_I4_G32] = moak_x86_avx2_tile_i4_g32,
         [MOAK_FORMAT_I4_G128] = moak_x86_avx2_tile_i4_g128,
     },
+    PANELS(avx2),
     .quantize = moak_x86_avx2_quantize,
     .glu = moak_x86_avx2_glu,
 };
@@ -90,6 +110,7 @@ const moak_x86_kernels moak_x86_kernels_avx2_vnni = {
         [MOAK_FORMAT_I4_G32] = moak_x86_avx2_vnni_tile_i4_g32,
         [MOAK_FORMAT_I4_G128] = moak_x86_avx2_vnni_tile_i4_g128,
     },
+    PANELS(avx2_vnni),
     .quantize = moak_x86_avx2_quantize,
     .glu = moak_x86_avx2_glu,
 };

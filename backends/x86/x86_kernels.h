@@ -89,6 +89,22 @@ typedef void (*moak_x86_tile_fn)(const moak_x86_weight *w, const uint8_t *const 
                                  int n_panels, int64_t k0, int64_t k1, const moak_x86_act *act,
                                  const int64_t *rows, int nt, float *out);
 
+/* The prefill panel kernel (integer formats, gemm_panel_body.h): for
+ * p < n_panels (1 or 2) and i < m (any m >= 1), the R floats at
+ * out[p] + i * out_stride = sum_k W_p[r][k] * x_{rows[i]}[k] over all of K,
+ * plus bias[p][r] when bias and bias[p] are not NULL; I8_ROW's row scale
+ * applied.  out is also where the sums wait between K-chunks.  scratch:
+ * MOAK_X86_PANEL_SCRATCH_BYTES, 64-byte aligned, private to the call (the
+ * panels' K-chunks are unpacked there). */
+typedef void (*moak_x86_panel_fn)(const moak_x86_weight *w, const uint8_t *const *panels,
+                                  int n_panels, const moak_x86_act *act, const int64_t *rows,
+                                  int64_t m, const float *const *bias, float *const *out,
+                                  int64_t out_stride, void *scratch);
+
+/* Scratch of one panel-kernel call: two panels' chunks of 32 KB of quants
+ * plus their f32 scales (and mins). */
+#define MOAK_X86_PANEL_SCRATCH_BYTES ((size_t)2 * (32768 + 32768 / 4))
+
 /* Quantize n_rows rows of cols floats (row i at x + i * x_stride) into
  * k_padded int8 each (zeros past cols); per block of 32: d, s = -offset * sum
  * (the term that removes the weights' stored offset, ready to be the int32
@@ -107,6 +123,7 @@ typedef struct moak_x86_kernels {
     int32_t max_tokens[2];       /* tokens per tile with 1 and with 2 panels */
     int32_t dot8_offset;         /* offset of 8-bit quants the int8 dot leaves in (128 or 0) */
     moak_x86_tile_fn tile[MOAK_FORMAT_COUNT]; /* NULL = format not done */
+    moak_x86_panel_fn panel[MOAK_FORMAT_COUNT]; /* prefill; NULL = tiles only */
     moak_x86_quantize_fn quantize;
     moak_x86_glu_fn glu;
 } moak_x86_kernels;
@@ -124,7 +141,7 @@ void moak_x86_weight_free(void *state, void *packed);
 moak_status moak_x86_matmul(void *state, const moak_matmul_args *args);
 moak_status moak_x86_moe_ffn(void *state, const moak_moe_args *args);
 
-/* Op-wide buffer `index` (0..2) of at least `bytes`, 64-byte aligned. */
+/* Op-wide buffer `index` (0..3) of at least `bytes`, 64-byte aligned. */
 void *moak_x86_op_buffer(moak_x86_state *st, int index, size_t bytes);
 
 /* Quantizes n_rows rows of x (stride x_stride, cols used) into op buffer

@@ -1,14 +1,18 @@
 /* moak_matmul on the x86 backends: quantize the activations once, then run
- * the level's tile kernel over output panels on all threads.
+ * the level's kernels over output panels on all threads.
  *
- * Two shapes of work, both from the same tile kernel:
+ * Three shapes of work:
  *   decode (m <= the level's 2-panel tile height): each task takes two
- *     neighbouring panels and all m tokens, so every weight byte is streamed
- *     from memory exactly once and two independent panels keep the load
- *     ports busy;
- *   prefill: each task takes one panel and walks all tokens in register tiles
- *     of max_tokens[0]; the panel (R x K weights, at most a few hundred KB)
- *     stays in L2 while the activations stream past it.
+ *     neighbouring panels and all m tokens through the tile kernel, so every
+ *     weight byte is streamed from memory exactly once and two independent
+ *     panels keep the loads in flight;
+ *   prefill, integer formats: each task takes one panel and a block of
+ *     PREFILL_TOKEN_BLOCK tokens through the panel kernel (K in L1-sized
+ *     chunks, unpacked once per chunk, every register tile of tokens passing
+ *     over it); tasks run token block by token block, so the block's
+ *     quantized activations stay in L2 while the panels go by;
+ *   prefill, float formats: each task takes one panel and walks all tokens
+ *     in register tiles of max_tokens[0] of the tile kernel.
  * Each output element is written by exactly one task, so results do not
  * depend on the thread count or on which thread ran which task. */
 #include "config.h"
@@ -17,6 +21,11 @@
 
 #include "x86_backend.h"
 #include "x86_kernels.h"
+
+/* Tokens per prefill task, about: 128 quantized rows of K = 4096 are some
+ * 700 KB with their scales, a third of an L2.  Blocks are whole register
+ * tiles except the last. */
+#define PREFILL_TOKEN_BLOCK 128
 
 typedef struct quantize_job {
     const moak_x86_kernels *kernels;
@@ -137,6 +146,84 @@ static void matmul_task(void *arg, int64_t task, int32_t thread)
     }
 }
 
+typedef struct prefill_job {
+    moak_x86_panel_fn panel;
+    const moak_x86_weight *w;
+    int64_t expert;
+    moak_x86_act act;
+    int64_t m;
+    int64_t token_block;         /* tokens per task, a multiple of the register tile */
+    const float *bias;
+    float *y;
+    uint8_t *slabs;              /* [thread]: scratch, then out [token_block][R] for a partial panel */
+    size_t slab_bytes;
+    int64_t *rows;               /* 0 .. m - 1 */
+} prefill_job;
+
+static void prefill_task(void *arg, int64_t task, int32_t thread)
+{
+    const prefill_job *j = arg;
+    const moak_x86_weight *w = j->w;
+    const int R = w->panel_rows;
+    const int64_t p = task % w->n_panels, t0 = task / w->n_panels * j->token_block;
+    const int64_t nt = j->m - t0 < j->token_block ? j->m - t0 : j->token_block;
+    const int64_t row0 = p * R;
+    const int nr = w->rows - row0 < R ? (int)(w->rows - row0) : R;
+    uint8_t *slab = j->slabs + (size_t)thread * j->slab_bytes;
+    const uint8_t *panel = moak_x86_panel(w, j->expert, p);
+    const float *bias[1] = {j->bias ? j->bias + row0 : NULL};
+    if (nr == R) {
+        /* Straight into y: its R columns of these tokens are this task's. */
+        float *out[1] = {j->y + t0 * w->rows + row0};
+        j->panel(w, &panel, 1, &j->act, j->rows + t0, nt, bias[0] ? bias : NULL, out, w->rows, slab);
+        return;
+    }
+    /* The partial last panel: through scratch, then its nr real rows.  Its
+     * bias has only nr values, so it is added here. */
+    float *tmp[1] = {(float *)(slab + MOAK_X86_PANEL_SCRATCH_BYTES)};
+    j->panel(w, &panel, 1, &j->act, j->rows + t0, nt, NULL, tmp, R, slab);
+    for (int64_t i = 0; i < nt; i++) {
+        const float *o = tmp[0] + i * R;
+        float *yr = j->y + (t0 + i) * w->rows + row0;
+        for (int r = 0; r < nr; r++)
+            yr[r] = o[r] + (bias[0] ? bias[0][r] : 0.0f);
+    }
+}
+
+static moak_status run_prefill(moak_x86_state *st, const moak_matmul_args *args,
+                               const moak_x86_weight *w, const moak_x86_act *act, const float *bias)
+{
+    prefill_job job;
+    memset(&job, 0, sizeof(job));
+    job.panel = st->kernels->panel[w->format];
+    job.w = w;
+    job.expert = args->expert;
+    job.act = *act;
+    job.m = args->m;
+    job.bias = bias;
+    job.y = args->y;
+    /* Equal blocks of about PREFILL_TOKEN_BLOCK tokens, whole tiles each. */
+    const int64_t tile = st->kernels->max_tokens[0];
+    int64_t n_blocks = (args->m + PREFILL_TOKEN_BLOCK - 1) / PREFILL_TOKEN_BLOCK;
+    int64_t per = (args->m + n_blocks - 1) / n_blocks;
+    job.token_block = (per + tile - 1) / tile * tile;
+    n_blocks = (args->m + job.token_block - 1) / job.token_block;
+    int32_t threads = st->env.n_threads > 0 ? st->env.n_threads : 1;
+    job.slab_bytes = MOAK_X86_PANEL_SCRATCH_BYTES +
+                     (((size_t)job.token_block * (size_t)w->panel_rows * sizeof(float) + 63) & ~(size_t)63);
+    uint8_t *buf = moak_x86_op_buffer(st, 1, job.slab_bytes * (size_t)threads +
+                                                 (size_t)args->m * sizeof(int64_t));
+    if (!buf)
+        return st->env.error(st->env.log_ctx, MOAK_ERR_OUT_OF_MEMORY,
+                             "x86 matmul: out of memory for %d threads' prefill scratch", (int)threads);
+    job.slabs = buf;
+    job.rows = (int64_t *)(buf + job.slab_bytes * (size_t)threads);
+    for (int64_t i = 0; i < args->m; i++)
+        job.rows[i] = i;
+    st->env.parallel_for(st->env.pool, n_blocks * w->n_panels, prefill_task, &job);
+    return MOAK_OK;
+}
+
 moak_status moak_x86_matmul(void *state, const moak_matmul_args *args)
 {
     moak_x86_state *st = state;
@@ -161,6 +248,8 @@ moak_status moak_x86_matmul(void *state, const moak_matmul_args *args)
         if (s != MOAK_OK)
             return s;
     }
+    if (args->m > st->kernels->max_tokens[1] && st->kernels->panel[w->format])
+        return run_prefill(st, args, w, &job.act, job.bias);
     if (args->m <= st->kernels->max_tokens[1] && w->n_panels > 1) {
         job.panels_per_task = 2;
         job.tile_tokens = st->kernels->max_tokens[1];

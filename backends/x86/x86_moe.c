@@ -17,10 +17,11 @@
  *   ascending expert order.
  *
  * batched (prefill: many pairs per expert, the arithmetic is the cost).
- *   A  gate and up: one task per (active expert, inter panel); the tile
- *      kernel runs the gate panel and the up panel together over the same
- *      activation loads, adds the biases, applies the GLU and writes
- *      h[pair][panel rows] in f32; then h is quantized (integer formats);
+ *   A  gate and up: one task per (active expert, inter panel); the panel
+ *      kernel (integer formats; the tile kernel for floats) runs the gate
+ *      panel and the up panel together over the same activation loads, the
+ *      biases and the GLU follow, into h[pair][panel rows] in f32; then h
+ *      is quantized (integer formats);
  *   B  down: one task per hidden panel, walking the active experts in
  *      ascending id and their pairs in the core's order, adding
  *      weight * (down_e . h + bias) into y.
@@ -47,6 +48,8 @@
  * columns (shorter down pieces would stop the stream every few hundred bytes). */
 #define STREAM_TASKS_PER_THREAD 4
 #define STREAM_MIN_CHUNK_COLS 128
+/* Pairs per panel-kernel call in the batched schedule (bounds its scratch). */
+#define BATCH_PAIRS 128
 
 typedef struct moe_job {
     const moak_x86_kernels *kernels;
@@ -58,6 +61,9 @@ typedef struct moe_job {
     /* batched */
     moak_x86_act act_h;          /* rows: pairs (token * top_k + slot) */
     float *h;                    /* [pairs][inter] */
+    moak_x86_panel_fn panel_gate, panel_down; /* NULL: tile kernels */
+    uint8_t *batch_slabs;        /* [thread]: panel scratch, rows, two outputs */
+    size_t batch_slab_bytes;
     /* streamed */
     int64_t chunks;              /* inter chunks per expert */
     int64_t unit, n_units;       /* chunk boundaries fall on multiples of unit */
@@ -105,29 +111,95 @@ static void gate_up_tile(const moe_job *j, int64_t e, int64_t p, int64_t i0, int
 
 /* ---- batched ---------------------------------------------------------------- */
 
+/* A batched task's scratch: the panel kernel's, then BATCH_PAIRS rows and
+ * two [BATCH_PAIRS][R] outputs. */
+static size_t batch_slab_bytes(int R)
+{
+    return MOAK_X86_PANEL_SCRATCH_BYTES + round64(BATCH_PAIRS * sizeof(int64_t)) +
+           2 * round64((size_t)BATCH_PAIRS * (size_t)R * sizeof(float));
+}
+
+/* GLU(gate + bias, up + bias) of nt rows of g and u (stride R) into
+ * h[pair][row0 ..] for the grouped pairs [i0, i0 + nt). */
+static void glu_rows(const moe_job *j, int64_t e, int64_t row0, int nr, int64_t i0, int64_t nt,
+                     const float *g, const float *u, int R)
+{
+    const moak_moe_args *a = j->a;
+    const float *bias_g = a->gate->bias ? a->gate->bias + e * a->inter + row0 : NULL;
+    const float *bias_u = a->up->bias ? a->up->bias + e * a->inter + row0 : NULL;
+    float gb[32], ub[32];
+    for (int64_t t = 0; t < nt; t++) {
+        const float *gt = g + t * R, *ut = u + t * R;
+        if (bias_g || bias_u) {
+            for (int r = 0; r < nr; r++) {
+                gb[r] = gt[r] + (bias_g ? bias_g[r] : 0.0f);
+                ub[r] = ut[r] + (bias_u ? bias_u[r] : 0.0f);
+            }
+            gt = gb;
+            ut = ub;
+        }
+        j->kernels->glu(a->activation, a->swiglu_alpha, a->swiglu_limit, gt, ut, nr,
+                        j->h + (size_t)a->pairs[i0 + t] * (size_t)a->inter + (size_t)row0);
+    }
+}
+
 static void gate_up_task(void *arg, int64_t task, int32_t thread)
 {
-    (void)thread;
     const moe_job *j = arg;
     const moak_moe_args *a = j->a;
     const int64_t n_panels = j->gate->n_panels;
     const int64_t e = a->active_experts[task / n_panels], p = task % n_panels;
-    const int tile = j->kernels->max_tokens[1];
-    float hbuf[MOAK_X86_MAX_TILE_TOKENS * 32];
     const int R = j->gate->panel_rows;
-    const int nr = (int)min64(R, a->inter - p * R);
-    for (int64_t i0 = a->offsets[e]; i0 < a->offsets[e + 1]; i0 += tile) {
-        int nt = (int)min64(tile, a->offsets[e + 1] - i0);
-        gate_up_tile(j, e, p, i0, nt, hbuf, R);
-        for (int t = 0; t < nt; t++)
-            memcpy(j->h + (size_t)a->pairs[i0 + t] * (size_t)a->inter + (size_t)(p * R),
-                   hbuf + (size_t)t * R, (size_t)nr * sizeof(float));
+    const int64_t row0 = p * R;
+    const int nr = (int)min64(R, a->inter - row0);
+    if (!j->panel_gate) {
+        const int tile = j->kernels->max_tokens[1];
+        float hbuf[MOAK_X86_MAX_TILE_TOKENS * 32];
+        for (int64_t i0 = a->offsets[e]; i0 < a->offsets[e + 1]; i0 += tile) {
+            int nt = (int)min64(tile, a->offsets[e + 1] - i0);
+            gate_up_tile(j, e, p, i0, nt, hbuf, R);
+            for (int t = 0; t < nt; t++)
+                memcpy(j->h + (size_t)a->pairs[i0 + t] * (size_t)a->inter + (size_t)row0,
+                       hbuf + (size_t)t * R, (size_t)nr * sizeof(float));
+        }
+        return;
+    }
+    uint8_t *slab = j->batch_slabs + (size_t)thread * j->batch_slab_bytes;
+    int64_t *rows = (int64_t *)(slab + MOAK_X86_PANEL_SCRATCH_BYTES);
+    float *g = (float *)((uint8_t *)rows + round64(BATCH_PAIRS * sizeof(int64_t)));
+    float *u = g + round64((size_t)BATCH_PAIRS * (size_t)R * sizeof(float)) / sizeof(float);
+    const uint8_t *panels[2] = {moak_x86_panel(j->gate, e, p), moak_x86_panel(j->up, e, p)};
+    float *out[2] = {g, u};
+    for (int64_t i0 = a->offsets[e]; i0 < a->offsets[e + 1]; i0 += BATCH_PAIRS) {
+        int64_t nt = min64(BATCH_PAIRS, a->offsets[e + 1] - i0);
+        for (int64_t t = 0; t < nt; t++)
+            rows[t] = a->pairs[i0 + t] / a->top_k;
+        j->panel_gate(j->gate, panels, 2, &j->act_x, rows, nt, NULL, out, R, slab);
+        glu_rows(j, e, row0, nr, i0, nt, g, u, R);
+    }
+}
+
+/* y[token][row0 ..] += weight * (o + bias) for the grouped pairs [i0, i0 + nt). */
+static void add_down_rows(const moe_job *j, const float *bias, int64_t row0, int nr, int64_t i0,
+                          int64_t nt, const float *o, int R)
+{
+    const moak_moe_args *a = j->a;
+    for (int64_t t = 0; t < nt; t++) {
+        int32_t pair = a->pairs[i0 + t];
+        float wt = a->weights[pair];
+        float *y = a->y + (int64_t)(pair / a->top_k) * a->hidden + row0;
+        const float *ot = o + t * R;
+        if (bias)
+            for (int r = 0; r < nr; r++)
+                y[r] += wt * (ot[r] + bias[r]);
+        else
+            for (int r = 0; r < nr; r++)
+                y[r] += wt * ot[r];
     }
 }
 
 static void down_task(void *arg, int64_t task, int32_t thread)
 {
-    (void)thread;
     const moe_job *j = arg;
     const moak_moe_args *a = j->a;
     const moak_x86_weight *wd = j->down;
@@ -138,29 +210,32 @@ static void down_task(void *arg, int64_t task, int32_t thread)
     for (int64_t t = 0; t < a->n_tokens; t++)
         memset(a->y + t * a->hidden + row0, 0, (size_t)nr * sizeof(float));
     const int tile = j->kernels->max_tokens[0];
-    float out[MOAK_X86_MAX_TILE_TOKENS * 32];
-    int64_t rows[MOAK_X86_MAX_TILE_TOKENS];
+    float tile_out[MOAK_X86_MAX_TILE_TOKENS * 32];
+    int64_t tile_rows[MOAK_X86_MAX_TILE_TOKENS];
+    uint8_t *slab = j->panel_down ? j->batch_slabs + (size_t)thread * j->batch_slab_bytes : NULL;
+    int64_t *rows = slab ? (int64_t *)(slab + MOAK_X86_PANEL_SCRATCH_BYTES) : NULL;
+    float *o = slab ? (float *)((uint8_t *)rows + round64(BATCH_PAIRS * sizeof(int64_t))) : NULL;
     for (int32_t ae = 0; ae < a->n_active_experts; ae++) {
         int64_t e = a->active_experts[ae];
         const uint8_t *panel = moak_x86_panel(wd, e, task);
         const float *bias = a->down->bias ? a->down->bias + e * a->hidden + row0 : NULL;
+        if (j->panel_down) {
+            for (int64_t i0 = a->offsets[e]; i0 < a->offsets[e + 1]; i0 += BATCH_PAIRS) {
+                int64_t nt = min64(BATCH_PAIRS, a->offsets[e + 1] - i0);
+                for (int64_t t = 0; t < nt; t++)
+                    rows[t] = a->pairs[i0 + t];
+                float *out[1] = {o};
+                j->panel_down(wd, &panel, 1, &j->act_h, rows, nt, NULL, out, R, slab);
+                add_down_rows(j, bias, row0, nr, i0, nt, o, R);
+            }
+            continue;
+        }
         for (int64_t i0 = a->offsets[e]; i0 < a->offsets[e + 1]; i0 += tile) {
             int nt = (int)min64(tile, a->offsets[e + 1] - i0);
             for (int t = 0; t < nt; t++)
-                rows[t] = a->pairs[i0 + t];
-            j->kernels->tile[wd->format](wd, &panel, 1, 0, k_end, &j->act_h, rows, nt, out);
-            for (int t = 0; t < nt; t++) {
-                int32_t pair = a->pairs[i0 + t];
-                float wt = a->weights[pair];
-                float *y = a->y + (int64_t)(pair / a->top_k) * a->hidden + row0;
-                const float *o = out + (size_t)t * R;
-                if (bias)
-                    for (int r = 0; r < nr; r++)
-                        y[r] += wt * (o[r] + bias[r]);
-                else
-                    for (int r = 0; r < nr; r++)
-                        y[r] += wt * o[r];
-            }
+                tile_rows[t] = a->pairs[i0 + t];
+            j->kernels->tile[wd->format](wd, &panel, 1, 0, k_end, &j->act_h, tile_rows, nt, tile_out);
+            add_down_rows(j, bias, row0, nr, i0, nt, tile_out, R);
         }
     }
 }
@@ -169,6 +244,16 @@ static moak_status run_batched(moak_x86_state *st, moe_job *job)
 {
     const moak_moe_args *a = job->a;
     const int64_t n_pairs = a->n_tokens * a->top_k;
+    job->panel_gate = st->kernels->panel[job->gate->format];
+    job->panel_down = st->kernels->panel[job->down->format];
+    if (job->panel_gate || job->panel_down) {
+        int32_t threads = st->env.n_threads > 0 ? st->env.n_threads : 1;
+        job->batch_slab_bytes = batch_slab_bytes(job->gate->panel_rows);
+        job->batch_slabs = moak_x86_op_buffer(st, 3, job->batch_slab_bytes * (size_t)threads);
+        if (!job->batch_slabs)
+            return st->env.error(st->env.log_ctx, MOAK_ERR_OUT_OF_MEMORY,
+                                 "x86 moe: out of memory for %d threads' scratch", (int)threads);
+    }
     job->h = moak_x86_op_buffer(st, 1, (size_t)n_pairs * (size_t)a->inter * sizeof(float));
     if (!job->h)
         return st->env.error(st->env.log_ctx, MOAK_ERR_OUT_OF_MEMORY,

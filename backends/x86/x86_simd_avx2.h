@@ -19,6 +19,9 @@
 #define SIMD_LANES 8
 #define SIMD_MAX_TOKENS_1 2   /* 2 vectors x 2 tokens x (int + float acc) = 8 ymm */
 #define SIMD_MAX_TOKENS_2 1
+/* Prefill panel kernel (gemm_panel_body.h): 2 x 2 int32 + f32 sums (8 ymm). */
+#define GEMM_PANEL_TOKENS_1 2
+#define GEMM_PANEL_TOKENS_2 1
 #ifdef MOAK_X86_AVXVNNI
 #  define SIMD_DOT8_OFFSET 128
 #else
@@ -30,6 +33,7 @@ typedef __m256 simd_f;
 
 static inline simd_i simd_i_zero(void) { return _mm256_setzero_si256(); }
 static inline simd_i simd_i_load(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+static inline void simd_i_store(void *p, simd_i v) { _mm256_storeu_si256((__m256i *)p, v); }
 static inline simd_i simd_i_low_nibbles(simd_i v) { return _mm256_and_si256(v, _mm256_set1_epi8(0x0F)); }
 static inline simd_i simd_i_high_nibbles(simd_i v)
 {

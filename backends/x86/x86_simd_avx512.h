@@ -16,12 +16,17 @@
 #define SIMD_MAX_TOKENS_1 6   /* 2 vectors x 6 tokens x (int + float acc) = 24 zmm */
 #define SIMD_MAX_TOKENS_2 3   /* 4 vectors x 3 tokens x 2 = 24 zmm */
 #define SIMD_DOT8_OFFSET 128  /* vpdpbusd takes the +128 weights as unsigned */
+/* Prefill panel kernel (gemm_panel_body.h): tokens per register tile with one
+ * and with two panels (2 x 6 and 4 x 3 int32 + f32 sums: 24 zmm). */
+#define GEMM_PANEL_TOKENS_1 6
+#define GEMM_PANEL_TOKENS_2 3
 
 typedef __m512i simd_i;
 typedef __m512 simd_f;
 
 static inline simd_i simd_i_zero(void) { return _mm512_setzero_si512(); }
 static inline simd_i simd_i_load(const void *p) { return _mm512_loadu_si512(p); }
+static inline void simd_i_store(void *p, simd_i v) { _mm512_storeu_si512(p, v); }
 static inline simd_i simd_i_low_nibbles(simd_i v) { return _mm512_and_si512(v, _mm512_set1_epi8(0x0F)); }
 static inline simd_i simd_i_high_nibbles(simd_i v)
 {
