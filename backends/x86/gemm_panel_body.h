@@ -6,7 +6,8 @@
  *
  * Why a second kernel: in prefill each panel meets hundreds of tokens, so
  * whatever is done per weight byte can be done once per panel instead of once
- * per register tile.  K is walked in chunks of GEMM_CHUNK_BLOCKS 32-blocks;
+ * per register tile.  K is walked in chunks of GEMM_CHUNK_BLOCKS 32-blocks
+ * (half as many with two panels);
  * per chunk the panel's quants are made ready in per-thread scratch (4-bit
  * formats unpacked to one byte per weight, laid out as the 8-bit panels:
  * [block][8 quads][R rows][4 k]; 8-bit panels are used in place) with the
@@ -211,9 +212,10 @@ gemm_panel_tile(const uint8_t *const *q, const float *const *sc, int64_t b0, int
 }
 
 static inline __attribute__((always_inline)) void
-gemm_panel_body(const moak_x86_weight *w, const uint8_t *const *panels, const moak_x86_act *act,
-                const int64_t *rows, int64_t m, const float *const *bias, float *const *out,
-                int64_t out_stride, void *scratch, const int S, const int TMAX)
+gemm_panel_body(const moak_x86_weight *w, const uint8_t *const *panels,
+                const uint8_t *const *next_panels, const moak_x86_act *act, const int64_t *rows,
+                int64_t m, const float *const *bias, float *const *out, int64_t out_stride,
+                void *scratch, const int S, const int TMAX)
 {
     uint8_t *qbuf[2];
     float *sbuf[2];
@@ -231,8 +233,10 @@ gemm_panel_body(const moak_x86_weight *w, const uint8_t *const *panels, const mo
     const float *no_bias[2] = {NULL, NULL};
     if (!bias)
         bias = no_bias;
-    for (int64_t b0 = 0; b0 < w->n_blocks; b0 += GEMM_CHUNK_BLOCKS) {
-        const int nb = (int)(w->n_blocks - b0 < GEMM_CHUNK_BLOCKS ? w->n_blocks - b0 : GEMM_CHUNK_BLOCKS);
+    /* Two panels take half-length chunks: together they still fit the L1. */
+    const int CB = GEMM_CHUNK_BLOCKS / S;
+    for (int64_t b0 = 0; b0 < w->n_blocks; b0 += CB) {
+        const int nb = (int)(w->n_blocks - b0 < CB ? w->n_blocks - b0 : CB);
         for (int s = 0; s < S; s++) {
             q[s] = gemm_panel_prepare(w, panels[s], b0, nb, qbuf[s], sbuf[s]);
             sc[s] = sbuf[s];
@@ -244,21 +248,25 @@ gemm_panel_body(const moak_x86_weight *w, const uint8_t *const *panels, const mo
         const float *one[2] = {NULL, NULL};
         if (last && !fs)
             fs = one;
-        /* The next chunk's quants come from memory into L2 while this
-         * chunk's tiles run, a slice before each tile (a cold chunk would
-         * otherwise stall its first tile for several microseconds). */
+        /* The next chunk's quants (or, after the last, the first chunk of
+         * the panels the caller runs next) come from memory into L2 while
+         * this chunk's tiles run, a slice before each tile: a cold chunk
+         * would otherwise stall its first tile for microseconds. */
         const char *pf[2] = {NULL, NULL}, *pf_end[2] = {NULL, NULL};
         int64_t pf_lines = 0;
-        if (!last) {
-            int64_t nb_next = w->n_blocks - (b0 + GEMM_CHUNK_BLOCKS);
-            nb_next = nb_next < GEMM_CHUNK_BLOCKS ? nb_next : GEMM_CHUNK_BLOCKS;
+        const uint8_t *const *pf_panels = last ? next_panels : panels;
+        const int64_t pf_b0 = last ? 0 : b0 + CB;
+        if (pf_panels) {
+            int64_t nb_next = w->n_blocks - pf_b0;
+            nb_next = nb_next < CB ? nb_next : CB;
             for (int s = 0; s < S; s++) {
-                pf[s] = (const char *)panels[s] + (size_t)(b0 + GEMM_CHUNK_BLOCKS) * GEMM_BLOCK_BYTES;
+                if (!pf_panels[s])
+                    continue;
+                pf[s] = (const char *)pf_panels[s] + (size_t)pf_b0 * GEMM_BLOCK_BYTES;
                 pf_end[s] = pf[s] + (size_t)nb_next * GEMM_BLOCK_BYTES;
 #if GEMM_SCALES != GEMM_SCALES_ROW
-                const char *next_scales = (const char *)panels[s] + w->quant_bytes +
-                                          (size_t)(b0 + GEMM_CHUNK_BLOCKS) / GEMM_GROUP_BLOCKS *
-                                              GEMM_PREP_SCALE_SETS * GEMM_R * 2;
+                const char *next_scales = (const char *)pf_panels[s] + w->quant_bytes +
+                                          (size_t)pf_b0 / GEMM_GROUP_BLOCKS * GEMM_PREP_SCALE_SETS * GEMM_R * 2;
                 for (int64_t l = 0; l < nb_next * GEMM_R * 2 * GEMM_PREP_SCALE_SETS / GEMM_GROUP_BLOCKS; l += 64)
                     _mm_prefetch(next_scales + l, _MM_HINT_T1);
 #endif
@@ -310,16 +318,20 @@ gemm_panel_body(const moak_x86_weight *w, const uint8_t *const *panels, const mo
     }
 }
 
-void GEMM_PANEL_FN(const moak_x86_weight *w, const uint8_t *const *panels, int n_panels,
-                   const moak_x86_act *act, const int64_t *rows, int64_t m,
-                   const float *const *bias, float *const *out, int64_t out_stride, void *scratch);
+void GEMM_PANEL_FN(const moak_x86_weight *w, const uint8_t *const *panels,
+                   const uint8_t *const *next_panels, int n_panels, const moak_x86_act *act,
+                   const int64_t *rows, int64_t m, const float *const *bias, float *const *out,
+                   int64_t out_stride, void *scratch);
 
-void GEMM_PANEL_FN(const moak_x86_weight *w, const uint8_t *const *panels, int n_panels,
-                   const moak_x86_act *act, const int64_t *rows, int64_t m,
-                   const float *const *bias, float *const *out, int64_t out_stride, void *scratch)
+void GEMM_PANEL_FN(const moak_x86_weight *w, const uint8_t *const *panels,
+                   const uint8_t *const *next_panels, int n_panels, const moak_x86_act *act,
+                   const int64_t *rows, int64_t m, const float *const *bias, float *const *out,
+                   int64_t out_stride, void *scratch)
 {
     if (n_panels == 2)
-        gemm_panel_body(w, panels, act, rows, m, bias, out, out_stride, scratch, 2, GEMM_PANEL_TOKENS_2);
+        gemm_panel_body(w, panels, next_panels, act, rows, m, bias, out, out_stride, scratch, 2,
+                        GEMM_PANEL_TOKENS_2);
     else
-        gemm_panel_body(w, panels, act, rows, m, bias, out, out_stride, scratch, 1, GEMM_PANEL_TOKENS_1);
+        gemm_panel_body(w, panels, next_panels, act, rows, m, bias, out, out_stride, scratch, 1,
+                        GEMM_PANEL_TOKENS_1);
 }

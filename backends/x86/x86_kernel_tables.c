@@ -12,8 +12,9 @@
               const moak_x86_act *, const int64_t *, int, float *)
 
 #define DECLARE_PANEL(name)                                                                    \
-    void name(const moak_x86_weight *, const uint8_t *const *, int, const moak_x86_act *,      \
-              const int64_t *, int64_t, const float *const *, float *const *, int64_t, void *)
+    void name(const moak_x86_weight *, const uint8_t *const *, const uint8_t *const *, int,    \
+              const moak_x86_act *, const int64_t *, int64_t, const float *const *,            \
+              float *const *, int64_t, void *)
 
 #define DECLARE_LEVEL(pre)                                                                     \
     DECLARE_TILE(moak_x86_##pre##_tile_q8_0);                                                  \

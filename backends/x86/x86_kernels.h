@@ -93,12 +93,15 @@ typedef void (*moak_x86_tile_fn)(const moak_x86_weight *w, const uint8_t *const 
  * p < n_panels (1 or 2) and i < m (any m >= 1), the R floats at
  * out[p] + i * out_stride = sum_k W_p[r][k] * x_{rows[i]}[k] over all of K,
  * plus bias[p][r] when bias and bias[p] are not NULL; I8_ROW's row scale
- * applied.  out is also where the sums wait between K-chunks.  scratch:
- * MOAK_X86_PANEL_SCRATCH_BYTES, 64-byte aligned, private to the call (the
- * panels' K-chunks are unpacked there). */
+ * applied.  out is also where the sums wait between K-chunks.  next_panels
+ * (NULL, or n_panels pointers, each may be NULL): the panels the caller
+ * runs next, whose first bytes are prefetched during the last chunk.
+ * scratch: MOAK_X86_PANEL_SCRATCH_BYTES, 64-byte aligned, private to the
+ * call (the panels' K-chunks are unpacked there). */
 typedef void (*moak_x86_panel_fn)(const moak_x86_weight *w, const uint8_t *const *panels,
-                                  int n_panels, const moak_x86_act *act, const int64_t *rows,
-                                  int64_t m, const float *const *bias, float *const *out,
+                                  const uint8_t *const *next_panels, int n_panels,
+                                  const moak_x86_act *act, const int64_t *rows, int64_t m,
+                                  const float *const *bias, float *const *out,
                                   int64_t out_stride, void *scratch);
 
 /* Scratch of one panel-kernel call: two panels' chunks of 32 KB of quants

@@ -158,6 +158,7 @@ typedef struct prefill_job {
     uint8_t *slabs;              /* [thread]: scratch, then out [token_block][R] for a partial panel */
     size_t slab_bytes;
     int64_t *rows;               /* 0 .. m - 1 */
+    int32_t n_threads;
 } prefill_job;
 
 static void prefill_task(void *arg, int64_t task, int32_t thread)
@@ -171,17 +172,21 @@ static void prefill_task(void *arg, int64_t task, int32_t thread)
     const int nr = w->rows - row0 < R ? (int)(w->rows - row0) : R;
     uint8_t *slab = j->slabs + (size_t)thread * j->slab_bytes;
     const uint8_t *panel = moak_x86_panel(w, j->expert, p);
+    /* Tasks are handed out in order, so this thread's next panel is most
+     * likely n_threads further on: its first chunk is fetched meanwhile. */
+    const uint8_t *next[1] = {p + j->n_threads < w->n_panels ? moak_x86_panel(w, j->expert, p + j->n_threads)
+                                                              : NULL};
     const float *bias[1] = {j->bias ? j->bias + row0 : NULL};
     if (nr == R) {
         /* Straight into y: its R columns of these tokens are this task's. */
         float *out[1] = {j->y + t0 * w->rows + row0};
-        j->panel(w, &panel, 1, &j->act, j->rows + t0, nt, bias[0] ? bias : NULL, out, w->rows, slab);
+        j->panel(w, &panel, next, 1, &j->act, j->rows + t0, nt, bias[0] ? bias : NULL, out, w->rows, slab);
         return;
     }
     /* The partial last panel: through scratch, then its nr real rows.  Its
      * bias has only nr values, so it is added here. */
     float *tmp[1] = {(float *)(slab + MOAK_X86_PANEL_SCRATCH_BYTES)};
-    j->panel(w, &panel, 1, &j->act, j->rows + t0, nt, NULL, tmp, R, slab);
+    j->panel(w, &panel, next, 1, &j->act, j->rows + t0, nt, NULL, tmp, R, slab);
     for (int64_t i = 0; i < nt; i++) {
         const float *o = tmp[0] + i * R;
         float *yr = j->y + (t0 + i) * w->rows + row0;
@@ -209,6 +214,7 @@ static moak_status run_prefill(moak_x86_state *st, const moak_matmul_args *args,
     job.token_block = (per + tile - 1) / tile * tile;
     n_blocks = (args->m + job.token_block - 1) / job.token_block;
     int32_t threads = st->env.n_threads > 0 ? st->env.n_threads : 1;
+    job.n_threads = threads;
     job.slab_bytes = MOAK_X86_PANEL_SCRATCH_BYTES +
                      (((size_t)job.token_block * (size_t)w->panel_rows * sizeof(float) + 63) & ~(size_t)63);
     uint8_t *buf = moak_x86_op_buffer(st, 1, job.slab_bytes * (size_t)threads +

@@ -17,11 +17,11 @@
  *   ascending expert order.
  *
  * batched (prefill: many pairs per expert, the arithmetic is the cost).
- *   A  gate and up: one task per (active expert, inter panel); the panel
- *      kernel (integer formats; the tile kernel for floats) runs the gate
- *      panel and the up panel together over the same activation loads, the
- *      biases and the GLU follow, into h[pair][panel rows] in f32; then h
- *      is quantized (integer formats);
+ *   A  gate and up: one task per active expert and run of inter panels;
+ *      the panel kernel (integer formats; the tile kernel, both panels in
+ *      one pass, for floats) runs the gate panel then the up panel over the
+ *      expert's pairs, the biases and the GLU follow, into h[grouped
+ *      pair][panel rows] in f32; then h is quantized (integer formats);
  *   B  down: one task per hidden panel, walking the active experts in
  *      ascending id and their pairs in the core's order, adding
  *      weight * (down_e . h + bias) into y.
@@ -59,9 +59,11 @@ typedef struct moe_job {
     int64_t gate_k_end;          /* all of the gate/up K: n_blocks or cols */
     moak_x86_act act_x;          /* rows: tokens */
     /* batched */
-    moak_x86_act act_h;          /* rows: pairs (token * top_k + slot) */
-    float *h;                    /* [pairs][inter] */
+    moak_x86_act act_h;          /* rows: pairs in the core's grouped order */
+    float *h;                    /* [grouped pair][inter] */
     moak_x86_panel_fn panel_gate, panel_down; /* NULL: tile kernels */
+    int64_t panels_per_task;     /* gate/up panels of one expert per task */
+    int64_t down_panels_per_task; /* hidden panels per down task */
     uint8_t *batch_slabs;        /* [thread]: panel scratch, rows, two outputs */
     size_t batch_slab_bytes;
     /* streamed */
@@ -120,7 +122,7 @@ static size_t batch_slab_bytes(int R)
 }
 
 /* GLU(gate + bias, up + bias) of nt rows of g and u (stride R) into
- * h[pair][row0 ..] for the grouped pairs [i0, i0 + nt). */
+ * h[i][row0 ..] for the grouped pairs i in [i0, i0 + nt). */
 static void glu_rows(const moe_job *j, int64_t e, int64_t row0, int nr, int64_t i0, int64_t nt,
                      const float *g, const float *u, int R)
 {
@@ -139,28 +141,33 @@ static void glu_rows(const moe_job *j, int64_t e, int64_t row0, int nr, int64_t 
             ut = ub;
         }
         j->kernels->glu(a->activation, a->swiglu_alpha, a->swiglu_limit, gt, ut, nr,
-                        j->h + (size_t)a->pairs[i0 + t] * (size_t)a->inter + (size_t)row0);
+                        j->h + (size_t)(i0 + t) * (size_t)a->inter + (size_t)row0);
     }
 }
 
+/* One batched gate/up task: panels [p0, p1) of one expert (the panel
+ * kernel), or one panel (tile kernels, float formats). */
 static void gate_up_task(void *arg, int64_t task, int32_t thread)
 {
     const moe_job *j = arg;
     const moak_moe_args *a = j->a;
-    const int64_t n_panels = j->gate->n_panels;
-    const int64_t e = a->active_experts[task / n_panels], p = task % n_panels;
+    const int64_t n_groups = (j->gate->n_panels + j->panels_per_task - 1) / j->panels_per_task;
+    const int64_t e = a->active_experts[task / n_groups];
+    const int64_t p0 = task % n_groups * j->panels_per_task;
+    const int64_t p1 = min64(p0 + j->panels_per_task, j->gate->n_panels);
     const int R = j->gate->panel_rows;
-    const int64_t row0 = p * R;
-    const int nr = (int)min64(R, a->inter - row0);
     if (!j->panel_gate) {
         const int tile = j->kernels->max_tokens[1];
         float hbuf[MOAK_X86_MAX_TILE_TOKENS * 32];
-        for (int64_t i0 = a->offsets[e]; i0 < a->offsets[e + 1]; i0 += tile) {
-            int nt = (int)min64(tile, a->offsets[e + 1] - i0);
-            gate_up_tile(j, e, p, i0, nt, hbuf, R);
-            for (int t = 0; t < nt; t++)
-                memcpy(j->h + (size_t)a->pairs[i0 + t] * (size_t)a->inter + (size_t)row0,
-                       hbuf + (size_t)t * R, (size_t)nr * sizeof(float));
+        for (int64_t p = p0; p < p1; p++) {
+            const int nr = (int)min64(R, a->inter - p * R);
+            for (int64_t i0 = a->offsets[e]; i0 < a->offsets[e + 1]; i0 += tile) {
+                int nt = (int)min64(tile, a->offsets[e + 1] - i0);
+                gate_up_tile(j, e, p, i0, nt, hbuf, R);
+                for (int t = 0; t < nt; t++)
+                    memcpy(j->h + (size_t)(i0 + t) * (size_t)a->inter + (size_t)(p * R),
+                           hbuf + (size_t)t * R, (size_t)nr * sizeof(float));
+            }
         }
         return;
     }
@@ -168,14 +175,27 @@ static void gate_up_task(void *arg, int64_t task, int32_t thread)
     int64_t *rows = (int64_t *)(slab + MOAK_X86_PANEL_SCRATCH_BYTES);
     float *g = (float *)((uint8_t *)rows + round64(BATCH_PAIRS * sizeof(int64_t)));
     float *u = g + round64((size_t)BATCH_PAIRS * (size_t)R * sizeof(float)) / sizeof(float);
-    const uint8_t *panels[2] = {moak_x86_panel(j->gate, e, p), moak_x86_panel(j->up, e, p)};
     float *out[2] = {g, u};
-    for (int64_t i0 = a->offsets[e]; i0 < a->offsets[e + 1]; i0 += BATCH_PAIRS) {
-        int64_t nt = min64(BATCH_PAIRS, a->offsets[e + 1] - i0);
-        for (int64_t t = 0; t < nt; t++)
-            rows[t] = a->pairs[i0 + t] / a->top_k;
-        j->panel_gate(j->gate, panels, 2, &j->act_x, rows, nt, NULL, out, R, slab);
-        glu_rows(j, e, row0, nr, i0, nt, g, u, R);
+    for (int64_t p = p0; p < p1; p++) {
+        const int64_t row0 = p * R;
+        const int nr = (int)min64(R, a->inter - row0);
+        /* Gate, then up, one panel per call: the one-panel register tile
+         * (2 x 6) beats the two-panel one (4 x 3) on the int8 ports.  Each
+         * call prefetches the next panel of the task. */
+        const uint8_t *gate = moak_x86_panel(j->gate, e, p), *up = moak_x86_panel(j->up, e, p);
+        const uint8_t *after_gate[1] = {up};
+        const uint8_t *after_up[1] = {p + 1 < p1 ? moak_x86_panel(j->gate, e, p + 1) : NULL};
+        for (int64_t i0 = a->offsets[e]; i0 < a->offsets[e + 1]; i0 += BATCH_PAIRS) {
+            int64_t nt = min64(BATCH_PAIRS, a->offsets[e + 1] - i0);
+            for (int64_t t = 0; t < nt; t++)
+                rows[t] = a->pairs[i0 + t] / a->top_k;
+            bool last_block = i0 + nt >= a->offsets[e + 1];
+            j->panel_gate(j->gate, &gate, last_block ? after_gate : NULL, 1, &j->act_x, rows, nt, NULL,
+                          &out[0], R, slab);
+            j->panel_gate(j->up, &up, last_block ? after_up : NULL, 1, &j->act_x, rows, nt, NULL,
+                          &out[1], R, slab);
+            glu_rows(j, e, row0, nr, i0, nt, g, u, R);
+        }
     }
 }
 
@@ -198,17 +218,21 @@ static void add_down_rows(const moe_job *j, const float *bias, int64_t row0, int
     }
 }
 
+/* One batched down task: hidden panels [q0, q1), every active expert in
+ * ascending id (each y element gets its terms in that order), the panels of
+ * one expert in turn so its rows of h stay in L1 while they pass. */
 static void down_task(void *arg, int64_t task, int32_t thread)
 {
     const moe_job *j = arg;
     const moak_moe_args *a = j->a;
     const moak_x86_weight *wd = j->down;
     const int R = wd->panel_rows;
-    const int64_t row0 = task * R;
-    const int nr = (int)min64(R, a->hidden - row0);
+    const int64_t q0 = task * j->down_panels_per_task;
+    const int64_t q1 = min64(q0 + j->down_panels_per_task, wd->n_panels);
+    const int64_t col0 = q0 * R, cols = min64(q1 * R, a->hidden) - col0;
     const int64_t k_end = j->is_float ? wd->cols : wd->n_blocks;
     for (int64_t t = 0; t < a->n_tokens; t++)
-        memset(a->y + t * a->hidden + row0, 0, (size_t)nr * sizeof(float));
+        memset(a->y + t * a->hidden + col0, 0, (size_t)cols * sizeof(float));
     const int tile = j->kernels->max_tokens[0];
     float tile_out[MOAK_X86_MAX_TILE_TOKENS * 32];
     int64_t tile_rows[MOAK_X86_MAX_TILE_TOKENS];
@@ -216,26 +240,38 @@ static void down_task(void *arg, int64_t task, int32_t thread)
     int64_t *rows = slab ? (int64_t *)(slab + MOAK_X86_PANEL_SCRATCH_BYTES) : NULL;
     float *o = slab ? (float *)((uint8_t *)rows + round64(BATCH_PAIRS * sizeof(int64_t))) : NULL;
     for (int32_t ae = 0; ae < a->n_active_experts; ae++) {
-        int64_t e = a->active_experts[ae];
-        const uint8_t *panel = moak_x86_panel(wd, e, task);
-        const float *bias = a->down->bias ? a->down->bias + e * a->hidden + row0 : NULL;
-        if (j->panel_down) {
-            for (int64_t i0 = a->offsets[e]; i0 < a->offsets[e + 1]; i0 += BATCH_PAIRS) {
-                int64_t nt = min64(BATCH_PAIRS, a->offsets[e + 1] - i0);
-                for (int64_t t = 0; t < nt; t++)
-                    rows[t] = a->pairs[i0 + t];
-                float *out[1] = {o};
-                j->panel_down(wd, &panel, 1, &j->act_h, rows, nt, NULL, out, R, slab);
-                add_down_rows(j, bias, row0, nr, i0, nt, o, R);
+        const int64_t e = a->active_experts[ae];
+        for (int64_t q = q0; q < q1; q++) {
+            const int64_t row0 = q * R;
+            const int nr = (int)min64(R, a->hidden - row0);
+            const uint8_t *panel = moak_x86_panel(wd, e, q);
+            const float *bias = a->down->bias ? a->down->bias + e * a->hidden + row0 : NULL;
+            if (j->panel_down) {
+                /* The next panel (this expert's, or the next expert's
+                 * first) is fetched while this one computes. */
+                const uint8_t *next[1] = {q + 1 < q1 ? moak_x86_panel(wd, e, q + 1)
+                                          : ae + 1 < a->n_active_experts
+                                              ? moak_x86_panel(wd, a->active_experts[ae + 1], q0)
+                                              : NULL};
+                for (int64_t i0 = a->offsets[e]; i0 < a->offsets[e + 1]; i0 += BATCH_PAIRS) {
+                    int64_t nt = min64(BATCH_PAIRS, a->offsets[e + 1] - i0);
+                    for (int64_t t = 0; t < nt; t++)
+                        rows[t] = i0 + t;
+                    float *out[1] = {o};
+                    bool last_block = i0 + nt >= a->offsets[e + 1];
+                    j->panel_down(wd, &panel, last_block ? next : NULL, 1, &j->act_h, rows, nt, NULL,
+                                  out, R, slab);
+                    add_down_rows(j, bias, row0, nr, i0, nt, o, R);
+                }
+                continue;
             }
-            continue;
-        }
-        for (int64_t i0 = a->offsets[e]; i0 < a->offsets[e + 1]; i0 += tile) {
-            int nt = (int)min64(tile, a->offsets[e + 1] - i0);
-            for (int t = 0; t < nt; t++)
-                tile_rows[t] = a->pairs[i0 + t];
-            j->kernels->tile[wd->format](wd, &panel, 1, 0, k_end, &j->act_h, tile_rows, nt, tile_out);
-            add_down_rows(j, bias, row0, nr, i0, nt, tile_out, R);
+            for (int64_t i0 = a->offsets[e]; i0 < a->offsets[e + 1]; i0 += tile) {
+                int nt = (int)min64(tile, a->offsets[e + 1] - i0);
+                for (int t = 0; t < nt; t++)
+                    tile_rows[t] = i0 + t;
+                j->kernels->tile[wd->format](wd, &panel, 1, 0, k_end, &j->act_h, tile_rows, nt, tile_out);
+                add_down_rows(j, bias, row0, nr, i0, nt, tile_out, R);
+            }
         }
     }
 }
@@ -247,20 +283,29 @@ static moak_status run_batched(moak_x86_state *st, moe_job *job)
     job->panel_gate = st->kernels->panel[job->gate->format];
     job->panel_down = st->kernels->panel[job->down->format];
     if (job->panel_gate || job->panel_down) {
-        int32_t threads = st->env.n_threads > 0 ? st->env.n_threads : 1;
+        int32_t n_thr = st->env.n_threads > 0 ? st->env.n_threads : 1;
         job->batch_slab_bytes = batch_slab_bytes(job->gate->panel_rows);
-        job->batch_slabs = moak_x86_op_buffer(st, 3, job->batch_slab_bytes * (size_t)threads);
+        job->batch_slabs = moak_x86_op_buffer(st, 3, job->batch_slab_bytes * (size_t)n_thr);
         if (!job->batch_slabs)
             return st->env.error(st->env.log_ctx, MOAK_ERR_OUT_OF_MEMORY,
-                                 "x86 moe: out of memory for %d threads' scratch", (int)threads);
+                                 "x86 moe: out of memory for %d threads' scratch", (int)n_thr);
     }
     job->h = moak_x86_op_buffer(st, 1, (size_t)n_pairs * (size_t)a->inter * sizeof(float));
     if (!job->h)
         return st->env.error(st->env.log_ctx, MOAK_ERR_OUT_OF_MEMORY,
                              "x86 moe: out of memory for %lld x %lld hidden values",
                              (long long)n_pairs, (long long)a->inter);
-    st->env.parallel_for(st->env.pool, (int64_t)a->n_active_experts * job->gate->n_panels,
-                         gate_up_task, job);
+    /* Gate/up tasks stream several panels of one expert (each panel's
+     * successor prefetched), as long as there are some 8 tasks per thread. */
+    int32_t threads = st->env.n_threads > 0 ? st->env.n_threads : 1;
+    const int64_t np = job->gate->n_panels;
+    job->panels_per_task = 1;
+    if (job->panel_gate) {
+        int64_t per = np * (int64_t)a->n_active_experts / (8 * (int64_t)threads);
+        job->panels_per_task = per < 1 ? 1 : per > np ? np : per;
+    }
+    int64_t groups = (np + job->panels_per_task - 1) / job->panels_per_task;
+    st->env.parallel_for(st->env.pool, (int64_t)a->n_active_experts * groups, gate_up_task, job);
     if (job->is_float) {
         job->act_h.f = job->h;
         job->act_h.f_stride = a->inter;
@@ -270,7 +315,13 @@ static moak_status run_batched(moak_x86_state *st, moe_job *job)
         if (s != MOAK_OK)
             return s;
     }
-    st->env.parallel_for(st->env.pool, job->down->n_panels, down_task, job);
+    /* Down tasks take several hidden panels (h is then read once per task,
+     * not once per panel), some 4 tasks per thread. */
+    const int64_t nd = job->down->n_panels;
+    int64_t per = nd / (4 * (int64_t)threads);
+    job->down_panels_per_task = per < 1 ? 1 : per;
+    st->env.parallel_for(st->env.pool, (nd + job->down_panels_per_task - 1) / job->down_panels_per_task,
+                         down_task, job);
     return MOAK_OK;
 }
 
