@@ -117,3 +117,11 @@ tests_test_bad_input_norm_rope_SOURCES = tests/test_bad_input_norm_rope.c
 tests_test_bad_input_norm_rope_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
 tests_test_bad_input_norm_rope_LDADD = $(TEST_LIBS)
 tests_test_bad_input_norm_rope_LDFLAGS = $(TEST_LINK_FLAGS)
+
+# moak_backend_devices (the device listing of device backends): bad inputs and valid calls.
+check_PROGRAMS += tests/test_backend_devices
+TESTS += tests/test_backend_devices$(EXEEXT)
+tests_test_backend_devices_SOURCES = tests/test_backend_devices.c
+tests_test_backend_devices_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
+tests_test_backend_devices_LDADD = libmoak.la
+tests_test_backend_devices_LDFLAGS = $(TEST_LINK_FLAGS)
