@@ -30,8 +30,18 @@
  * only one to touch it.  Reads exactly the panels' bytes. */
 #define GEMM_PANEL_MAXT (GEMM_PANEL_TOKENS_1 > GEMM_PANEL_TOKENS_2 ? GEMM_PANEL_TOKENS_1 : GEMM_PANEL_TOKENS_2)
 #define GEMM_PANEL_CHUNK_BYTES 32768  /* prepared quants per chunk, per panel (L1 + L2 resident) */
-#define GEMM_CHUNK_BLOCKS (GEMM_PANEL_CHUNK_BYTES / (GEMM_R * 32))
 #define GEMM_PREP_BLOCK_BYTES (GEMM_R * 32) /* one prepared 8-bit block of a panel */
+#if GEMM_BITS == 8 && defined(SIMD_DOT8_PREPARED)
+/* 8-bit weights without an unsigned x signed dot instruction (plain AVX2):
+ * each block is prepared twice, |q| then q, so the dot is sign + multiply-add
+ * (simd_dot8_prepared), not the six operations of simd_dot8. */
+#  define GEMM_PREP_STRIDE (2 * GEMM_PREP_BLOCK_BYTES)
+#  define GEMM_PREP_8BIT 1
+#else
+#  define GEMM_PREP_STRIDE GEMM_PREP_BLOCK_BYTES
+#  define GEMM_PREP_8BIT 0
+#endif
+#define GEMM_CHUNK_BLOCKS (GEMM_PANEL_CHUNK_BYTES / GEMM_PREP_STRIDE)
 #if GEMM_SCALES == GEMM_SCALES_GROUP
 #  define GEMM_PREP_SCALE_SETS 2      /* scale and min per block */
 #else
@@ -40,7 +50,7 @@
 
 /* Bytes of scratch one call needs (two panels' chunks and their scales). */
 #define GEMM_PANEL_SCRATCH_BYTES \
-    (2 * (GEMM_CHUNK_BLOCKS * GEMM_PREP_BLOCK_BYTES + GEMM_CHUNK_BLOCKS * GEMM_PREP_SCALE_SETS * GEMM_R * 4))
+    (2 * (GEMM_CHUNK_BLOCKS * GEMM_PREP_STRIDE + GEMM_CHUNK_BLOCKS * GEMM_PREP_SCALE_SETS * GEMM_R * 4))
 
 _Static_assert(GEMM_PANEL_SCRATCH_BYTES <= MOAK_X86_PANEL_SCRATCH_BYTES,
                "the panel kernel's scratch outgrew MOAK_X86_PANEL_SCRATCH_BYTES");
@@ -69,13 +79,26 @@ gemm_panel_prepare(const moak_x86_weight *w, const uint8_t *panel, int64_t b0, i
         }
 #endif
     }
-#if GEMM_BITS == 8
+#if GEMM_PREP_8BIT
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *src = panel + (size_t)(b0 + b) * GEMM_BLOCK_BYTES;
+        uint8_t *dst = qbuf + (size_t)b * GEMM_PREP_STRIDE;
+        for (int c = 0; c < 8; c++)
+            for (int v = 0; v < 2; v++) {
+                size_t off = (size_t)(c * GEMM_R + v * SIMD_LANES) * 4;
+                simd_i q = simd_i_signed8(simd_i_load(src + off));
+                simd_i_store(dst + off, simd_i_abs8(q));
+                simd_i_store(dst + GEMM_PREP_BLOCK_BYTES + off, q);
+            }
+    }
+    return qbuf;
+#elif GEMM_BITS == 8
     (void)qbuf;
     return panel + (size_t)b0 * GEMM_BLOCK_BYTES;
 #else
     for (int b = 0; b < nb; b++) {
         const uint8_t *src = panel + (size_t)(b0 + b) * GEMM_BLOCK_BYTES;
-        uint8_t *dst = qbuf + (size_t)b * GEMM_PREP_BLOCK_BYTES;
+        uint8_t *dst = qbuf + (size_t)b * GEMM_PREP_STRIDE;
         for (int c = 0; c < 4; c++)
             for (int v = 0; v < 2; v++) {
                 simd_i raw = simd_i_load(src + (c * GEMM_R + v * SIMD_LANES) * 4);
@@ -150,10 +173,16 @@ gemm_panel_tile(const uint8_t *const *q, const float *const *sc, int64_t b0, int
             for (int s = 0; s < S; s++)
 #pragma GCC unroll 2
                 for (int v = 0; v < 2; v++) {
-                    simd_i wv = simd_i_load(q[s] + (size_t)b * GEMM_PREP_BLOCK_BYTES + (c * GEMM_R + v * SIMD_LANES) * 4);
+                    const uint8_t *wp = q[s] + (size_t)b * GEMM_PREP_STRIDE + (c * GEMM_R + v * SIMD_LANES) * 4;
+                    simd_i wv = simd_i_load(wp);
+#if GEMM_PREP_8BIT
+                    simd_i ws = simd_i_load(wp + GEMM_PREP_BLOCK_BYTES);
+#endif
 #pragma GCC unroll 8
                     for (int t = 0; t < NT; t++)
-#if GEMM_BITS == 8
+#if GEMM_PREP_8BIT
+                        iacc[s][v][t] = simd_dot8_prepared(iacc[s][v][t], wv, ws, x[t]);
+#elif GEMM_BITS == 8
                         iacc[s][v][t] = simd_dot8(iacc[s][v][t], wv, x[t]);
 #else
                         iacc[s][v][t] = simd_dot4(iacc[s][v][t], wv, x[t]); /* unpacked nibbles */
@@ -223,8 +252,8 @@ gemm_panel_body(const moak_x86_weight *w, const uint8_t *const *panels,
     const float *sc[2];
     const float *row_scale[2] = {NULL, NULL};
     for (int s = 0; s < S; s++) {
-        qbuf[s] = (uint8_t *)scratch + (size_t)s * GEMM_CHUNK_BLOCKS * GEMM_PREP_BLOCK_BYTES;
-        sbuf[s] = (float *)((uint8_t *)scratch + 2 * (size_t)GEMM_CHUNK_BLOCKS * GEMM_PREP_BLOCK_BYTES) +
+        qbuf[s] = (uint8_t *)scratch + (size_t)s * GEMM_CHUNK_BLOCKS * GEMM_PREP_STRIDE;
+        sbuf[s] = (float *)((uint8_t *)scratch + 2 * (size_t)GEMM_CHUNK_BLOCKS * GEMM_PREP_STRIDE) +
                   (size_t)s * GEMM_CHUNK_BLOCKS * GEMM_PREP_SCALE_SETS * GEMM_R;
 #if GEMM_SCALES == GEMM_SCALES_ROW
         row_scale[s] = (const float *)(panels[s] + w->quant_bytes);

@@ -62,6 +62,18 @@ static inline simd_i simd_dot8(simd_i acc, simd_i w, simd_i x)
     simd_i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(ws, ws), _mm256_sign_epi8(x, ws));
     return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
 }
+/* The prefill panel kernel prepares 8-bit weights as |q| and q once per
+ * chunk (gemm_panel_body.h), leaving sign + vpmaddubsw + vpmaddwd + add per
+ * dot instead of six operations.  |-128| is 128 as the unsigned operand. */
+#define SIMD_DOT8_PREPARED 1
+static inline simd_i simd_i_abs8(simd_i v) { return _mm256_abs_epi8(v); }
+/* Packed 8-bit quants are stored + 128 (x86_kernels.h): back to signed. */
+static inline simd_i simd_i_signed8(simd_i stored) { return _mm256_xor_si256(stored, _mm256_set1_epi8((char)0x80)); }
+static inline simd_i simd_dot8_prepared(simd_i acc, simd_i w_abs, simd_i w, simd_i x)
+{
+    simd_i pairs = _mm256_maddubs_epi16(w_abs, _mm256_sign_epi8(x, w));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+}
 #endif
 
 static inline simd_f simd_f_zero(void) { return _mm256_setzero_ps(); }
