@@ -1,15 +1,15 @@
 /* test_x86_tiles — the edges of the x86 matmul/MoE tiling that the general
  * suite does not reach on purpose: every token count around the register
- * tile heights (avx512: 1-3 tokens run two 32-row panels per task, 4+ the
- * prefill panel kernel in tiles of 6; avx2: 1 token two 16-row panels, 2+
- * tiles of 2), row counts that leave a partial last panel (70 = 2*32 + 6 =
+ * tile heights (avx512: 1-3 tokens run two 32-row panels per task, 4-11
+ * one panel in tiles of 6, 12+ the prefill panel kernel; avx2: 1 token two
+ * 16-row panels, 2-3 tiles of 2, 4+ the panel kernel), row counts that leave a partial last panel (70 = 2*32 + 6 =
  * 4*16 + 6, 33, 5), K that ends inside a block and inside a 128-group (200,
  * 31, 4128), a prefill of 300 tokens (several token blocks of the panel
  * kernel), and the fused MoE: one decode token over 8 of 128 experts, one
  * expert chosen by every token, a decode split in inter chunks (split-K
  * down projection), batches with many pairs per expert (the batched
- * schedule, an expert's pairs over two panel-kernel calls), and a bitwise
- * repeat.
+ * schedule, an expert's pairs over two panel-kernel calls, busy and quiet
+ * experts in one call), and a bitwise repeat.
  *
  * Runs only the avx512 and avx2 backends (the general tests cover the
  * others) against a double-precision oracle computed here from the weight
@@ -287,6 +287,9 @@ int main(void)
         /* Both experts take all 140 tokens: more pairs than one panel-kernel
          * call takes (128), so an expert's pairs go in two calls. */
         {"many-pairs", 2, 64, 40, 140, 2, 0, MOAK_ACT_GELU_GLU, 1},
+        /* Batched with one busy expert (40 pairs, panel kernel) and 15 with a
+         * few pairs each (tile kernel). */
+        {"mixed", 16, 96, 72, 40, 2, 1, MOAK_ACT_SILU_GLU, 1},
     };
     for (size_t c = 0; c < sizeof moes / sizeof moes[0]; c++)
         for (int f = 0; f < MOAK_FORMAT_COUNT; f++)

@@ -127,6 +127,8 @@ typedef struct moak_x86_kernels {
     int32_t dot8_offset;         /* offset of 8-bit quants the int8 dot leaves in (128 or 0) */
     moak_x86_tile_fn tile[MOAK_FORMAT_COUNT]; /* NULL = format not done */
     moak_x86_panel_fn panel[MOAK_FORMAT_COUNT]; /* prefill; NULL = tiles only */
+    int32_t panel_min_tokens;    /* fewer tokens per call: the tile kernel is faster
+                                  * (the chunk preparation is not paid back) */
     moak_x86_quantize_fn quantize;
     moak_x86_glu_fn glu;
 } moak_x86_kernels;

@@ -254,7 +254,7 @@ moak_status moak_x86_matmul(void *state, const moak_matmul_args *args)
         if (s != MOAK_OK)
             return s;
     }
-    if (args->m > st->kernels->max_tokens[1] && st->kernels->panel[w->format])
+    if (args->m >= st->kernels->panel_min_tokens && st->kernels->panel[w->format])
         return run_prefill(st, args, w, &job.act, job.bias);
     if (args->m <= st->kernels->max_tokens[1] && w->n_panels > 1) {
         job.panels_per_task = 2;

@@ -156,7 +156,7 @@ static void gate_up_task(void *arg, int64_t task, int32_t thread)
     const int64_t p0 = task % n_groups * j->panels_per_task;
     const int64_t p1 = min64(p0 + j->panels_per_task, j->gate->n_panels);
     const int R = j->gate->panel_rows;
-    if (!j->panel_gate) {
+    if (!j->panel_gate || a->offsets[e + 1] - a->offsets[e] < j->kernels->panel_min_tokens) {
         const int tile = j->kernels->max_tokens[1];
         float hbuf[MOAK_X86_MAX_TILE_TOKENS * 32];
         for (int64_t p = p0; p < p1; p++) {
@@ -239,6 +239,7 @@ static void down_task(void *arg, int64_t task, int32_t thread)
     uint8_t *slab = j->panel_down ? j->batch_slabs + (size_t)thread * j->batch_slab_bytes : NULL;
     int64_t *rows = slab ? (int64_t *)(slab + MOAK_X86_PANEL_SCRATCH_BYTES) : NULL;
     float *o = slab ? (float *)((uint8_t *)rows + round64(BATCH_PAIRS * sizeof(int64_t))) : NULL;
+    /* Experts with few pairs go through the tile kernel (see panel_min_tokens). */
     for (int32_t ae = 0; ae < a->n_active_experts; ae++) {
         const int64_t e = a->active_experts[ae];
         for (int64_t q = q0; q < q1; q++) {
@@ -246,7 +247,7 @@ static void down_task(void *arg, int64_t task, int32_t thread)
             const int nr = (int)min64(R, a->hidden - row0);
             const uint8_t *panel = moak_x86_panel(wd, e, q);
             const float *bias = a->down->bias ? a->down->bias + e * a->hidden + row0 : NULL;
-            if (j->panel_down) {
+            if (j->panel_down && a->offsets[e + 1] - a->offsets[e] >= j->kernels->panel_min_tokens) {
                 /* The next panel (this expert's, or the next expert's
                  * first) is fetched while this one computes. */
                 const uint8_t *next[1] = {q + 1 < q1 ? moak_x86_panel(wd, e, q + 1)
