@@ -391,6 +391,268 @@ static void pv_avx512(const float *p, int32_t rows, int32_t rows_pad, int32_t n,
 
 #undef PV_ROWS_CASE
 
+/* ---- the fused small-tile path (decode) ------------------------------------------------ */
+
+/* Chunk c (16 elements) of a K/V row, widened to f32 in registers. */
+ALWAYS_INLINE __m512 kv_chunk_avx512(const moak_format FMT, const unsigned char *row, int32_t c)
+{
+    switch (FMT) {
+    case MOAK_FORMAT_F16:
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(row + 32 * (size_t)c)));
+    case MOAK_FORMAT_BF16:
+        return bf16_to_f32_avx512(_mm256_loadu_si256((const __m256i *)(const void *)(row + 32 * (size_t)c)));
+    case MOAK_FORMAT_Q8_0: {
+        /* block c / 2 = { f16 d; int8 q[32] }, half c % 2 of its values */
+        const unsigned char *block = row + 34 * (size_t)(c >> 1);
+        int16_t half;
+        memcpy(&half, block, 2);
+        const __m512 scale = _mm512_cvtph_ps(_mm256_set1_epi16(half));
+        const __m128i q = _mm_loadu_si128((const __m128i *)(const void *)(block + 2 + 16 * (c & 1)));
+        return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), scale);
+    }
+    default:
+        return _mm512_loadu_ps((const float *)(const void *)row + 16 * (size_t)c);
+    }
+}
+
+/* Lane i of the result is the sum of a[i]'s 16 lanes (a transposing add
+ * tree: 45 shuffles and adds for 16 sums). */
+ALWAYS_INLINE __m512 hsum16_avx512(const __m512 *a)
+{
+    __m512 t[8], u[4];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) /* 128-bit lane c: (a0, a1, a0, a1) partials */
+        t[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]),
+                             _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) /* lane c: a[4i..4i+3] summed over lane c */
+        u[i] = _mm512_add_ps(_mm512_shuffle_ps(t[2 * i], t[2 * i + 1], 0x44),
+                             _mm512_shuffle_ps(t[2 * i], t[2 * i + 1], 0xEE));
+    const __m512 v01 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x44),
+                                     _mm512_shuffle_f32x4(u[0], u[1], 0xEE));
+    const __m512 v23 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x44),
+                                     _mm512_shuffle_f32x4(u[2], u[3], 0xEE));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(v01, v23, 0x88), _mm512_shuffle_f32x4(v01, v23, 0xDD));
+}
+
+/* Combine the lanes of each row (lanes i, i ^ rp, i ^ 2rp, ...): max or sum. */
+ALWAYS_INLINE __m512 fold_rows_avx512(const int RP, __m512 v, bool max)
+{
+    __m512 w;
+    if (RP <= 8) {
+        w = _mm512_shuffle_f32x4(v, v, 0x4E);
+        v = max ? _mm512_max_ps(v, w) : _mm512_add_ps(v, w);
+    }
+    if (RP <= 4) {
+        w = _mm512_shuffle_f32x4(v, v, 0xB1);
+        v = max ? _mm512_max_ps(v, w) : _mm512_add_ps(v, w);
+    }
+    if (RP <= 2) {
+        w = _mm512_permute_ps(v, 0x4E);
+        v = max ? _mm512_max_ps(v, w) : _mm512_add_ps(v, w);
+    }
+    if (RP <= 1) {
+        w = _mm512_permute_ps(v, 0xB1);
+        v = max ? _mm512_max_ps(v, w) : _mm512_add_ps(v, w);
+    }
+    return v;
+}
+
+/* Scores of the block's n keys: vector g holds keys g*KPV .. g*KPV+KPV-1.
+ * A group's keys past n repeat key n-1 (nothing is read past the block;
+ * those lanes are masked). */
+ALWAYS_INLINE void fused_scores_avx512(const int RP, const moak_format FMT, x86_attn_fused *f,
+                                       const unsigned char *k, size_t k_stride,
+                                       const unsigned char *v, size_t v_stride, int32_t n)
+{
+    const int KPV = 16 / RP;
+    const int32_t chunks = f->dk / 16;
+    const size_t q_stride = (size_t)x86_attn_round_up(f->dk, 16);
+    const int32_t groups = (n + KPV - 1) / KPV;
+    /* each group prefetches its share of this block's V rows (unless V is
+     * a prefix of K, already here) and of the next block's K rows */
+    const size_t v_bytes = v == k ? 0 : (size_t)n * v_stride;
+    const size_t v_share = (v_bytes / (size_t)groups + 63) & ~(size_t)63;
+    const size_t k_share = (f->next_k_bytes / (size_t)groups + 63) & ~(size_t)63;
+    for (int32_t g = 0; g < groups; g++) {
+        for (size_t b = (size_t)g * v_share; b < (size_t)(g + 1) * v_share && b < v_bytes; b += 64)
+            _mm_prefetch((const char *)v + b, _MM_HINT_T0);
+        for (size_t b = (size_t)g * k_share; b < (size_t)(g + 1) * k_share && b < f->next_k_bytes; b += 64)
+            _mm_prefetch((const char *)f->next_k + b, _MM_HINT_T0);
+        const unsigned char *kr[16];
+#pragma GCC unroll 16
+        for (int kk = 0; kk < KPV; kk++) {
+            const int32_t j = g * KPV + kk < n ? g * KPV + kk : n - 1;
+            kr[kk] = k + (size_t)j * k_stride;
+        }
+        __m512 acc[16];
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++)
+            acc[i] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+        for (int32_t c = 0; c < chunks; c++) {
+            __m512 kv[16];
+#pragma GCC unroll 16
+            for (int kk = 0; kk < KPV; kk++)
+                kv[kk] = kv_chunk_avx512(FMT, kr[kk], c);
+#pragma GCC unroll 16
+            for (int r = 0; r < RP; r++) {
+                __m512 qv = _mm512_load_ps(f->q + (size_t)r * q_stride + 16 * (size_t)c);
+                /* one load per q vector: folded into each FMA it would be
+                 * loaded KPV times, and loads (not FMAs) would set the pace */
+                __asm__("" : "+v"(qv));
+#pragma GCC unroll 16
+                for (int kk = 0; kk < KPV; kk++)
+                    acc[kk * RP + r] = _mm512_fmadd_ps(qv, kv[kk], acc[kk * RP + r]);
+            }
+        }
+        _mm512_store_ps(f->s + 16 * (size_t)g, hsum16_avx512(acc));
+    }
+}
+
+/* Online-softmax update of the block in lane layout: caps, masks, the new
+ * max, p = 2^(s - m) in place, l, corr. */
+ALWAYS_INLINE void fused_softmax_avx512(const int RP, x86_attn_fused *f, int32_t n, bool all_visible)
+{
+    const int KPV = 16 / RP;
+    const int32_t groups = (n + KPV - 1) / KPV;
+    const __m512 minus_inf = _mm512_set1_ps(-INFINITY);
+    const bool mask = !all_visible || n % KPV != 0;
+    /* lane i (row r = i % RP, key offset kk = i / RP) sees the group's
+     * first key g*KPV iff lo[r] - kk <= g*KPV < min(hi[r], n) - kk */
+    __m512i vlo = _mm512_setzero_si512(), vhi = _mm512_setzero_si512();
+    if (mask) {
+        int32_t lo[16], hi[16];
+        for (int i = 0; i < 16; i++) {
+            const int32_t r = i % RP, kk = i / RP;
+            lo[i] = f->lo[r] - kk;
+            hi[i] = (f->hi[r] < n ? f->hi[r] : n) - kk;
+        }
+        vlo = _mm512_loadu_si512(lo);
+        vhi = _mm512_loadu_si512(hi);
+    }
+    __m512 block_max = minus_inf;
+    for (int32_t g = 0; g < groups; g++) {
+        __m512 x = _mm512_load_ps(f->s + 16 * (size_t)g);
+        if (f->softcap2 != 0.0f)
+            x = softcap_avx512(x, f->softcap2);
+        if (mask) {
+            const __m512i vg = _mm512_set1_epi32(g * KPV);
+            const __mmask16 visible = _mm512_cmple_epi32_mask(vlo, vg) & _mm512_cmplt_epi32_mask(vg, vhi);
+            x = _mm512_mask_blend_ps(visible, minus_inf, x);
+        }
+        if (mask || f->softcap2 != 0.0f)
+            _mm512_store_ps(f->s + 16 * (size_t)g, x);
+        block_max = _mm512_max_ps(block_max, x);
+    }
+    const __m512 m_old = _mm512_load_ps(f->m);
+    const __m512 m_new = _mm512_max_ps(m_old, fold_rows_avx512(RP, block_max, true));
+    /* rows that have seen nothing yet subtract 0, so -inf - -inf never occurs */
+    const __m512 m_sub = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(m_new, minus_inf, _CMP_EQ_OQ),
+                                              m_new, _mm512_setzero_ps());
+    __m512 sum = _mm512_setzero_ps();
+    for (int32_t g = 0; g < groups; g++) {
+        const __m512 p = exp2_avx512(_mm512_sub_ps(_mm512_load_ps(f->s + 16 * (size_t)g), m_sub));
+        _mm512_store_ps(f->s + 16 * (size_t)g, p);
+        sum = _mm512_add_ps(sum, p);
+    }
+    const __m512 c = exp2_avx512(_mm512_sub_ps(m_old, m_sub));
+    _mm512_store_ps(f->corr, c);
+    _mm512_store_ps(f->l, _mm512_fmadd_ps(_mm512_load_ps(f->l), c, fold_rows_avx512(RP, sum, false)));
+    _mm512_store_ps(f->m, m_new);
+}
+
+/* O[r][chunks c0 .. c0+W) = O * corr[r] + sum_j p[r][j] v[j]: RP rows x W
+ * vectors, each V chunk widened once for all rows. */
+ALWAYS_INLINE void fused_pv_avx512(const int RP, const int W, const moak_format FMT, x86_attn_fused *f,
+                                   const unsigned char *v, size_t v_stride, int32_t n, int32_t c0)
+{
+    const int KPV = 16 / RP;
+    __m512 acc[16][8];
+#pragma GCC unroll 16
+    for (int r = 0; r < RP; r++) {
+        const __m512 c = _mm512_set1_ps(f->corr[r]);
+#pragma GCC unroll 8
+        for (int w = 0; w < W; w++)
+            acc[r][w] = _mm512_mul_ps(_mm512_load_ps(f->o + (size_t)r * (size_t)f->dv_pad + 16 * (size_t)(c0 + w)), c);
+    }
+    /* a group of KPV keys per step, so that every p is at a fixed offset;
+     * keys past n in the last group have p = 0 and repeat row n - 1 */
+    for (int32_t j0 = 0; j0 < n; j0 += KPV) {
+        const float *p = f->s + (size_t)j0 * RP;
+#pragma GCC unroll 16
+        for (int kk = 0; kk < KPV; kk++) {
+            const int32_t j = j0 + kk < n ? j0 + kk : n - 1;
+            const unsigned char *row = v + (size_t)j * v_stride;
+            __m512 vv[8];
+#pragma GCC unroll 8
+            for (int w = 0; w < W; w++)
+                vv[w] = kv_chunk_avx512(FMT, row, c0 + w);
+#pragma GCC unroll 16
+            for (int r = 0; r < RP; r++) {
+                const __m512 b = _mm512_set1_ps(p[kk * RP + r]);
+#pragma GCC unroll 8
+                for (int w = 0; w < W; w++)
+                    acc[r][w] = _mm512_fmadd_ps(b, vv[w], acc[r][w]);
+            }
+        }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < RP; r++)
+#pragma GCC unroll 8
+        for (int w = 0; w < W; w++)
+            _mm512_store_ps(f->o + (size_t)r * (size_t)f->dv_pad + 16 * (size_t)(c0 + w), acc[r][w]);
+}
+
+/* Vectors of output dims per p.V pass: about 16 accumulators. */
+#define FUSED_PV_WIDTH(RP) ((RP) >= 16 ? 1 : (RP) == 8 ? 3 : 16 / (RP) > 8 ? 8 : 16 / (RP))
+
+ALWAYS_INLINE void fused_block_avx512(const int RP, const moak_format FMT, x86_attn_fused *f,
+                                      const unsigned char *k, size_t k_stride, const unsigned char *v,
+                                      size_t v_stride, int32_t n, bool all_visible)
+{
+    const int WIDTH = FUSED_PV_WIDTH(RP);
+    fused_scores_avx512(RP, FMT, f, k, k_stride, v, v_stride, n);
+    fused_softmax_avx512(RP, f, n, all_visible);
+    const int32_t chunks = f->dv / 16;
+    int32_t c0 = 0;
+    for (; c0 + WIDTH <= chunks; c0 += WIDTH)
+        fused_pv_avx512(RP, WIDTH, FMT, f, v, v_stride, n, c0);
+    for (; c0 < chunks; c0++)
+        fused_pv_avx512(RP, 1, FMT, f, v, v_stride, n, c0);
+}
+
+#define FUSED_FORMATS(RP)                                                                          \
+    static void fused_##RP##_avx512(x86_attn_fused *f, const unsigned char *k, size_t ks,         \
+                                    const unsigned char *v, size_t vs, int32_t n, bool all)        \
+    {                                                                                              \
+        switch (f->format) {                                                                       \
+        case MOAK_FORMAT_F16: fused_block_avx512(RP, MOAK_FORMAT_F16, f, k, ks, v, vs, n, all); break; \
+        case MOAK_FORMAT_BF16: fused_block_avx512(RP, MOAK_FORMAT_BF16, f, k, ks, v, vs, n, all); break; \
+        case MOAK_FORMAT_Q8_0: fused_block_avx512(RP, MOAK_FORMAT_Q8_0, f, k, ks, v, vs, n, all); break; \
+        default: fused_block_avx512(RP, MOAK_FORMAT_F32, f, k, ks, v, vs, n, all); break;          \
+        }                                                                                          \
+    }
+FUSED_FORMATS(1)
+FUSED_FORMATS(2)
+FUSED_FORMATS(4)
+FUSED_FORMATS(8)
+FUSED_FORMATS(16)
+#undef FUSED_FORMATS
+
+static void fused_block_dispatch_avx512(x86_attn_fused *f, const unsigned char *k, size_t k_stride,
+                                        const unsigned char *v, size_t v_stride, int32_t n,
+                                        bool all_visible)
+{
+    switch (f->rp) {
+    case 1: fused_1_avx512(f, k, k_stride, v, v_stride, n, all_visible); break;
+    case 2: fused_2_avx512(f, k, k_stride, v, v_stride, n, all_visible); break;
+    case 4: fused_4_avx512(f, k, k_stride, v, v_stride, n, all_visible); break;
+    case 8: fused_8_avx512(f, k, k_stride, v, v_stride, n, all_visible); break;
+    default: fused_16_avx512(f, k, k_stride, v, v_stride, n, all_visible); break;
+    }
+}
+
 static const x86_attn_kernels attention_kernels_avx512 = {
     .pad_floats = 16,
     .gemm_min_rows = 16,
@@ -399,6 +661,8 @@ static const x86_attn_kernels attention_kernels_avx512 = {
     .qk_gemm = qk_gemm_avx512,
     .softmax = softmax_avx512,
     .pv = pv_avx512,
+    .fused_max_rows = 16,
+    .fused_block = fused_block_dispatch_avx512,
 };
 
 moak_status moak_x86_avx512_attention(void *state, const moak_attention_args *args)

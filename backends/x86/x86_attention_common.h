@@ -56,6 +56,39 @@
  * softmax is 2^(s - m) and m, the sinks and the merge use the same units. */
 #define X86_ATTN_LOG2E 1.44269504088896340736
 
+/* The fused small-tile path (decode: a query token's few heads of one KV
+ * group).  Converting whole K/V tiles to f32 scratch and multiplying them
+ * by 8 query rows spent more time on the tile stores and reloads than on
+ * the arithmetic; here each K and V element is converted in registers once
+ * and used at once by every row of the tile.  Rows are padded to rp, a
+ * power of two dividing the vector width, and a score vector holds
+ * (lanes / rp) keys x rp rows: lane i is row i % rp of key i / rp.  The
+ * running max and sum are kept in the same lane layout (every lane of a
+ * row holds the row's value), so the softmax needs no transposition.
+ * Keys are processed in blocks that do not cross a page: a block's K (and
+ * V) rows are equally spaced, and the kernel is handed base and stride. */
+#define X86_ATTN_FUSED_LANES 16
+typedef struct x86_attn_fused {
+    const float *q;               /* [rp][dk_pad] scaled; rows >= rows are zeros */
+    float *o;                     /* [rp][dv_pad]: O of every (padded) row */
+    int32_t rows, rp;
+    int32_t dk, dv, dv_pad;
+    moak_format format;
+    float softcap2;
+    /* the block's visible keys per row, relative to the block: [lo, hi) */
+    int32_t lo[X86_ATTN_FUSED_LANES], hi[X86_ATTN_FUSED_LANES];
+    /* lane layout (lane i: row i % rp); corr = 2^(m_old - m_new) of the
+     * last block, the factor the row's O is scaled by */
+    float m[X86_ATTN_FUSED_LANES] __attribute__((aligned(64)));
+    float l[X86_ATTN_FUSED_LANES] __attribute__((aligned(64)));
+    float corr[X86_ATTN_FUSED_LANES] __attribute__((aligned(64)));
+    /* the next block's K rows (NULL: none), prefetched during this one */
+    const unsigned char *next_k;
+    size_t next_k_bytes;
+    /* scores, then probabilities, of a block in lane layout */
+    float s[X86_ATTN_KEYS_PER_TILE * X86_ATTN_FUSED_LANES] __attribute__((aligned(64)));
+} x86_attn_fused;
+
 /* The vector kernels one ISA file provides.  Query rows are padded with
  * zeros to rows_pad (a multiple of 16), head dims to a multiple of
  * pad_floats (dk_pad, dv_pad).  Scores are stored transposed,
@@ -89,6 +122,13 @@ typedef struct x86_attn_kernels {
      * p: [KEYS][rows_pad], v: [KEYS][dv_pad], o: [rows][dv_pad]. */
     void (*pv)(const float *p, int32_t rows, int32_t rows_pad, int32_t n, const float *v,
                int32_t dv_pad, const float *corr, float *o);
+    /* The fused path for tiles of at most fused_max_rows rows whose head
+     * dims are multiples of 16 (NULL: none): one block of n <= KEYS keys,
+     * K row j at k + j * k_stride (V likewise); all_visible: every row sees
+     * all n keys (no masking).  Updates f->m, f->l, f->corr and f->o. */
+    int32_t fused_max_rows;
+    void (*fused_block)(x86_attn_fused *f, const unsigned char *k, size_t k_stride,
+                        const unsigned char *v, size_t v_stride, int32_t n, bool all_visible);
 } x86_attn_kernels;
 
 /* A tile: query tokens [first_query, first_query + n_queries) of sequence
@@ -212,7 +252,7 @@ static inline size_t x86_attn_scratch_bytes(const x86_attn_job *job, x86_attn_sc
         keys * (size_t)job->dk_pad,                /* k */
         keys * (size_t)job->dv_pad,                /* v */
         keys * rows_pad,                           /* s */
-        (size_t)job->max_rows * (size_t)job->dv_pad, /* o */
+        rows_pad * (size_t)job->dv_pad,            /* o (padding rows: the fused path) */
         rows_pad, rows_pad, rows_pad,              /* m, l, corr */
         rows_pad, rows_pad,                        /* lo, hi (int32) */
         4 * queries,                               /* token_lo, token_hi (int64) */
@@ -330,6 +370,77 @@ static inline void x86_attn_tile_rows(const moak_kv_view *kv, int32_t seq, int32
     }
 }
 
+/* Keys of the fused block that starts at k0: up to the page's end, the
+ * range's end or KEYS. */
+static inline int64_t x86_attn_fused_block_keys(int64_t k0, int64_t end, int64_t page_tokens)
+{
+    int64_t n = page_tokens - k0 % page_tokens;
+    if (n > end - k0)
+        n = end - k0;
+    return n > X86_ATTN_KEYS_PER_TILE ? X86_ATTN_KEYS_PER_TILE : n;
+}
+
+/* The fused path over keys [begin, end) of a tile: blocks that end at a
+ * page boundary (or after KEYS keys), so a block's rows are equally
+ * spaced; leaves m, l (per row) in sc and O in sc->o. */
+static void x86_attn_fused_range(const x86_attn_job *job, const x86_attn_tile *tile, int32_t rows,
+                                 const x86_attn_scratch *sc, int64_t begin, int64_t end)
+{
+    const moak_attention_args *args = job->args;
+    const moak_kv_view *kv = args->kv;
+    const moak_kv_layout *lay = kv->layout;
+    const int32_t group = job->group;
+    const int32_t seq = args->seq_ids[tile->seq_index];
+    const int64_t page_tokens = lay->page_tokens;
+    const size_t k_stride = lay->row_bytes_k;
+    const size_t v_stride = lay->shared_v ? lay->row_bytes_k : lay->row_bytes_v;
+    x86_attn_fused f;
+    f.q = sc->q;
+    f.o = sc->o;
+    f.rows = rows;
+    f.rp = 1;
+    while (f.rp < rows)
+        f.rp *= 2;
+    f.dk = args->head_dim_k;
+    f.dv = args->head_dim_v;
+    f.dv_pad = job->dv_pad;
+    f.format = lay->format;
+    f.softcap2 = (float)((double)args->softcap * X86_ATTN_LOG2E);
+    for (int32_t i = 0; i < X86_ATTN_FUSED_LANES; i++) {
+        f.m[i] = -INFINITY;
+        f.l[i] = 0.0f;
+        f.corr[i] = 0.0f;
+    }
+    for (int64_t k0 = begin, n = 0; k0 < end; k0 += n) {
+        n = x86_attn_fused_block_keys(k0, end, page_tokens);
+        const int64_t k1 = k0 + n;
+        f.next_k = k1 < end ? x86_attn_kv_row(kv, seq, k1, tile->kv_head, false) : NULL;
+        f.next_k_bytes = k1 < end ? (size_t)x86_attn_fused_block_keys(k1, end, page_tokens) * k_stride : 0;
+        bool all_visible = true;
+        for (int32_t t = 0; t < tile->n_queries; t++) {
+            const int32_t lo = x86_attn_clamp_key(sc->token_lo[t] - k0, (int32_t)n);
+            const int32_t hi = x86_attn_clamp_key(sc->token_hi[t] - k0, (int32_t)n);
+            if (lo > 0 || hi < n)
+                all_visible = false;
+            for (int32_t h = 0; h < group; h++) {
+                f.lo[t * group + h] = lo;
+                f.hi[t * group + h] = hi;
+            }
+        }
+        for (int32_t r = rows; r < f.rp; r++) { /* padding rows: anything finite */
+            f.lo[r] = 0;
+            f.hi[r] = (int32_t)n;
+        }
+        job->kernels->fused_block(&f, x86_attn_kv_row(kv, seq, k0, tile->kv_head, false), k_stride,
+                                  x86_attn_kv_row(kv, seq, k0, tile->kv_head, true), v_stride,
+                                  (int32_t)n, all_visible);
+    }
+    for (int32_t r = 0; r < rows; r++) {
+        sc->m[r] = f.m[r];
+        sc->l[r] = f.l[r];
+    }
+}
+
 static void x86_attn_run_task(void *arg, int64_t task_index, int32_t thread)
 {
     const x86_attn_job *job = arg;
@@ -349,7 +460,9 @@ static void x86_attn_run_task(void *arg, int64_t task_index, int32_t thread)
     const int64_t len = kv->seq_lens[seq];
     const int32_t q_len = args->q_lens[tile->seq_index];
     const int64_t first_token = args->q_offsets[tile->seq_index] + tile->first_query;
-    const bool gemm = rows >= kern->gemm_min_rows;
+    const bool fused = kern->fused_block && rows <= kern->fused_max_rows && dk % 16 == 0 &&
+                       dv % 16 == 0;
+    const bool gemm = !fused && rows >= kern->gemm_min_rows;
     const float q_scale = (float)((double)args->scale * X86_ATTN_LOG2E);
     const float softcap2 = (float)((double)args->softcap * X86_ATTN_LOG2E);
 
@@ -398,14 +511,16 @@ static void x86_attn_run_task(void *arg, int64_t task_index, int32_t thread)
         sc.lo[r] = 0;
         sc.hi[r] = 0; /* padding rows see nothing */
     }
-    memset(sc.o, 0, (size_t)rows * (size_t)dv_pad * sizeof(float));
+    memset(sc.o, 0, (size_t)rows_pad * (size_t)dv_pad * sizeof(float));
 
     const int64_t chunk_begin = tile->key_begin + (int64_t)task->chunk * tile->chunk_keys;
     int64_t chunk_end = chunk_begin + tile->chunk_keys;
     if (chunk_end > tile->key_end)
         chunk_end = tile->key_end;
 
-    for (int64_t k0 = chunk_begin; k0 < chunk_end; k0 += keys) {
+    if (fused)
+        x86_attn_fused_range(job, tile, rows, &sc, chunk_begin, chunk_end);
+    for (int64_t k0 = chunk_begin; k0 < chunk_end && !fused; k0 += keys) {
         const int32_t n = chunk_end - k0 < keys ? (int32_t)(chunk_end - k0) : keys;
         x86_attn_tile_rows(kv, seq, tile->kv_head, k0, chunk_end, sc.k_rows, sc.v_rows);
         for (int32_t t = 0; t < tile->n_queries; t++) {
