@@ -376,6 +376,247 @@ static void pv_avx2(const float *p, int32_t rows, int32_t rows_pad, int32_t n, c
 
 #undef PV_ROWS_CASE
 
+/* ---- the fused small-tile path (decode) ------------------------------------------------ */
+
+/* As in attention_avx512.c, on 8-lane vectors: rows padded to rp <= 8, a
+ * score vector holds 8 / rp keys x rp rows. */
+
+/* Chunk c (8 elements) of a K/V row, widened to f32 in registers. */
+ALWAYS_INLINE __m256 kv_chunk_avx2(const moak_format FMT, const unsigned char *row, int32_t c)
+{
+    switch (FMT) {
+    case MOAK_FORMAT_F16:
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(row + 16 * (size_t)c)));
+    case MOAK_FORMAT_BF16:
+        return bf16_to_f32_avx2(_mm_loadu_si128((const __m128i *)(const void *)(row + 16 * (size_t)c)));
+    case MOAK_FORMAT_Q8_0: {
+        /* block c / 4 = { f16 d; int8 q[32] }, quarter c % 4 of its values */
+        const unsigned char *block = row + 34 * (size_t)(c >> 2);
+        uint16_t half;
+        memcpy(&half, block, 2);
+        const __m256 scale = _mm256_set1_ps(_cvtsh_ss(half));
+        const __m128i q = _mm_loadl_epi64((const __m128i *)(const void *)(block + 2 + 8 * (c & 3)));
+        return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), scale);
+    }
+    default:
+        return _mm256_loadu_ps((const float *)(const void *)row + 8 * (size_t)c);
+    }
+}
+
+/* Lane i of the result is the sum of a[i]'s 8 lanes (21 shuffles and adds). */
+ALWAYS_INLINE __m256 hsum8_avx2(const __m256 *a)
+{
+    __m256 t[4], u[2];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) /* 128-bit lane c: (a0, a1, a0, a1) partials */
+        t[i] = _mm256_add_ps(_mm256_unpacklo_ps(a[2 * i], a[2 * i + 1]),
+                             _mm256_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; i++) /* lane c: a[4i..4i+3] summed over lane c */
+        u[i] = _mm256_add_ps(_mm256_shuffle_ps(t[2 * i], t[2 * i + 1], 0x44),
+                             _mm256_shuffle_ps(t[2 * i], t[2 * i + 1], 0xEE));
+    return _mm256_add_ps(_mm256_permute2f128_ps(u[0], u[1], 0x20), _mm256_permute2f128_ps(u[0], u[1], 0x31));
+}
+
+/* Combine the lanes of each row (lanes i, i ^ rp, ...): max or sum. */
+ALWAYS_INLINE __m256 fold_rows_avx2(const int RP, __m256 v, bool max)
+{
+    __m256 w;
+    if (RP <= 4) {
+        w = _mm256_permute2f128_ps(v, v, 0x01);
+        v = max ? _mm256_max_ps(v, w) : _mm256_add_ps(v, w);
+    }
+    if (RP <= 2) {
+        w = _mm256_permute_ps(v, 0x4E);
+        v = max ? _mm256_max_ps(v, w) : _mm256_add_ps(v, w);
+    }
+    if (RP <= 1) {
+        w = _mm256_permute_ps(v, 0xB1);
+        v = max ? _mm256_max_ps(v, w) : _mm256_add_ps(v, w);
+    }
+    return v;
+}
+
+ALWAYS_INLINE void fused_scores_avx2(const int RP, const moak_format FMT, x86_attn_fused *f,
+                                     const unsigned char *k, size_t k_stride,
+                                     const unsigned char *v, size_t v_stride, int32_t n)
+{
+    const int KPV = 8 / RP;
+    const int32_t chunks = f->dk / 8;
+    const size_t q_stride = (size_t)f->dk; /* a multiple of 16 on this path */
+    const int32_t groups = (n + KPV - 1) / KPV;
+    /* each group prefetches its share of this block's V rows (unless V is
+     * a prefix of K) and of the next block's K rows */
+    const size_t v_bytes = v == k ? 0 : (size_t)n * v_stride;
+    const size_t v_share = (v_bytes / (size_t)groups + 63) & ~(size_t)63;
+    const size_t k_share = (f->next_k_bytes / (size_t)groups + 63) & ~(size_t)63;
+    for (int32_t g = 0; g < groups; g++) {
+        for (size_t b = (size_t)g * v_share; b < (size_t)(g + 1) * v_share && b < v_bytes; b += 64)
+            _mm_prefetch((const char *)v + b, _MM_HINT_T0);
+        for (size_t b = (size_t)g * k_share; b < (size_t)(g + 1) * k_share && b < f->next_k_bytes; b += 64)
+            _mm_prefetch((const char *)f->next_k + b, _MM_HINT_T0);
+        const unsigned char *kr[8];
+#pragma GCC unroll 8
+        for (int kk = 0; kk < KPV; kk++) {
+            const int32_t j = g * KPV + kk < n ? g * KPV + kk : n - 1;
+            kr[kk] = k + (size_t)j * k_stride;
+        }
+        __m256 acc[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++)
+            acc[i] = _mm256_setzero_ps();
+        for (int32_t c = 0; c < chunks; c++) {
+            __m256 kv[8];
+#pragma GCC unroll 8
+            for (int kk = 0; kk < KPV; kk++)
+                kv[kk] = kv_chunk_avx2(FMT, kr[kk], c);
+#pragma GCC unroll 8
+            for (int r = 0; r < RP; r++) {
+                const __m256 qv = _mm256_load_ps(f->q + (size_t)r * q_stride + 8 * (size_t)c);
+#pragma GCC unroll 8
+                for (int kk = 0; kk < KPV; kk++)
+                    acc[kk * RP + r] = _mm256_fmadd_ps(qv, kv[kk], acc[kk * RP + r]);
+            }
+        }
+        _mm256_store_ps(f->s + 8 * (size_t)g, hsum8_avx2(acc));
+    }
+}
+
+ALWAYS_INLINE void fused_softmax_avx2(const int RP, x86_attn_fused *f, int32_t n, bool all_visible)
+{
+    const int KPV = 8 / RP;
+    const int32_t groups = (n + KPV - 1) / KPV;
+    const __m256 minus_inf = _mm256_set1_ps(-INFINITY);
+    const bool mask = !all_visible || n % KPV != 0;
+    /* lane i (row r = i % RP, key offset kk = i / RP) sees the group's
+     * first key g*KPV iff lo[r] - kk <= g*KPV < min(hi[r], n) - kk */
+    __m256i vlo = _mm256_setzero_si256(), vhi = _mm256_setzero_si256();
+    if (mask) {
+        int32_t lo[8], hi[8];
+        for (int i = 0; i < 8; i++) {
+            const int32_t r = i % RP, kk = i / RP;
+            lo[i] = f->lo[r] - kk;
+            hi[i] = (f->hi[r] < n ? f->hi[r] : n) - kk;
+        }
+        vlo = _mm256_loadu_si256((const __m256i *)(const void *)lo);
+        vhi = _mm256_loadu_si256((const __m256i *)(const void *)hi);
+    }
+    __m256 block_max = minus_inf;
+    for (int32_t g = 0; g < groups; g++) {
+        __m256 x = _mm256_load_ps(f->s + 8 * (size_t)g);
+        if (f->softcap2 != 0.0f)
+            x = softcap_avx2(x, f->softcap2);
+        if (mask) {
+            const __m256i vg = _mm256_set1_epi32(g * KPV);
+            const __m256i visible = _mm256_andnot_si256(_mm256_cmpgt_epi32(vlo, vg), _mm256_cmpgt_epi32(vhi, vg));
+            x = _mm256_blendv_ps(minus_inf, x, _mm256_castsi256_ps(visible));
+        }
+        if (mask || f->softcap2 != 0.0f)
+            _mm256_store_ps(f->s + 8 * (size_t)g, x);
+        block_max = _mm256_max_ps(block_max, x);
+    }
+    const __m256 m_old = _mm256_load_ps(f->m);
+    const __m256 m_new = _mm256_max_ps(m_old, fold_rows_avx2(RP, block_max, true));
+    /* rows that have seen nothing yet subtract 0, so -inf - -inf never occurs */
+    const __m256 m_sub = _mm256_blendv_ps(m_new, _mm256_setzero_ps(), _mm256_cmp_ps(m_new, minus_inf, _CMP_EQ_OQ));
+    __m256 sum = _mm256_setzero_ps();
+    for (int32_t g = 0; g < groups; g++) {
+        const __m256 p = exp2_avx2(_mm256_sub_ps(_mm256_load_ps(f->s + 8 * (size_t)g), m_sub));
+        _mm256_store_ps(f->s + 8 * (size_t)g, p);
+        sum = _mm256_add_ps(sum, p);
+    }
+    const __m256 c = exp2_avx2(_mm256_sub_ps(m_old, m_sub));
+    _mm256_store_ps(f->corr, c);
+    _mm256_store_ps(f->l, _mm256_fmadd_ps(_mm256_load_ps(f->l), c, fold_rows_avx2(RP, sum, false)));
+    _mm256_store_ps(f->m, m_new);
+}
+
+ALWAYS_INLINE void fused_pv_avx2(const int RP, const int W, const moak_format FMT, x86_attn_fused *f,
+                                 const unsigned char *v, size_t v_stride, int32_t n, int32_t c0)
+{
+    const int KPV = 8 / RP;
+    __m256 acc[8][4];
+#pragma GCC unroll 8
+    for (int r = 0; r < RP; r++) {
+        const __m256 c = _mm256_set1_ps(f->corr[r]);
+#pragma GCC unroll 4
+        for (int w = 0; w < W; w++)
+            acc[r][w] = _mm256_mul_ps(_mm256_load_ps(f->o + (size_t)r * (size_t)f->dv_pad + 8 * (size_t)(c0 + w)), c);
+    }
+    /* keys past n in the last group have p = 0 and repeat row n - 1 */
+    for (int32_t j0 = 0; j0 < n; j0 += KPV) {
+        const float *p = f->s + (size_t)j0 * RP;
+#pragma GCC unroll 8
+        for (int kk = 0; kk < KPV; kk++) {
+            const int32_t j = j0 + kk < n ? j0 + kk : n - 1;
+            const unsigned char *row = v + (size_t)j * v_stride;
+            __m256 vv[4];
+#pragma GCC unroll 4
+            for (int w = 0; w < W; w++)
+                vv[w] = kv_chunk_avx2(FMT, row, c0 + w);
+#pragma GCC unroll 8
+            for (int r = 0; r < RP; r++) {
+                const __m256 b = _mm256_broadcast_ss(p + kk * RP + r);
+#pragma GCC unroll 4
+                for (int w = 0; w < W; w++)
+                    acc[r][w] = _mm256_fmadd_ps(b, vv[w], acc[r][w]);
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < RP; r++)
+#pragma GCC unroll 4
+        for (int w = 0; w < W; w++)
+            _mm256_store_ps(f->o + (size_t)r * (size_t)f->dv_pad + 8 * (size_t)(c0 + w), acc[r][w]);
+}
+
+/* Vectors of output dims per p.V pass: 8 accumulators (16 ymm registers). */
+#define FUSED_PV_WIDTH_AVX2(RP) ((RP) >= 8 ? 1 : (RP) == 4 ? 2 : 4)
+
+ALWAYS_INLINE void fused_block_avx2(const int RP, const moak_format FMT, x86_attn_fused *f,
+                                    const unsigned char *k, size_t k_stride, const unsigned char *v,
+                                    size_t v_stride, int32_t n, bool all_visible)
+{
+    const int WIDTH = FUSED_PV_WIDTH_AVX2(RP);
+    fused_scores_avx2(RP, FMT, f, k, k_stride, v, v_stride, n);
+    fused_softmax_avx2(RP, f, n, all_visible);
+    const int32_t chunks = f->dv / 8;
+    int32_t c0 = 0;
+    for (; c0 + WIDTH <= chunks; c0 += WIDTH)
+        fused_pv_avx2(RP, WIDTH, FMT, f, v, v_stride, n, c0);
+    for (; c0 < chunks; c0++)
+        fused_pv_avx2(RP, 1, FMT, f, v, v_stride, n, c0);
+}
+
+#define FUSED_FORMATS(RP)                                                                          \
+    static void fused_##RP##_avx2(x86_attn_fused *f, const unsigned char *k, size_t ks,           \
+                                  const unsigned char *v, size_t vs, int32_t n, bool all)          \
+    {                                                                                              \
+        switch (f->format) {                                                                       \
+        case MOAK_FORMAT_F16: fused_block_avx2(RP, MOAK_FORMAT_F16, f, k, ks, v, vs, n, all); break; \
+        case MOAK_FORMAT_BF16: fused_block_avx2(RP, MOAK_FORMAT_BF16, f, k, ks, v, vs, n, all); break; \
+        case MOAK_FORMAT_Q8_0: fused_block_avx2(RP, MOAK_FORMAT_Q8_0, f, k, ks, v, vs, n, all); break; \
+        default: fused_block_avx2(RP, MOAK_FORMAT_F32, f, k, ks, v, vs, n, all); break;            \
+        }                                                                                          \
+    }
+FUSED_FORMATS(1)
+FUSED_FORMATS(2)
+FUSED_FORMATS(4)
+FUSED_FORMATS(8)
+#undef FUSED_FORMATS
+
+static void fused_block_dispatch_avx2(x86_attn_fused *f, const unsigned char *k, size_t k_stride,
+                                      const unsigned char *v, size_t v_stride, int32_t n,
+                                      bool all_visible)
+{
+    switch (f->rp) {
+    case 1: fused_1_avx2(f, k, k_stride, v, v_stride, n, all_visible); break;
+    case 2: fused_2_avx2(f, k, k_stride, v, v_stride, n, all_visible); break;
+    case 4: fused_4_avx2(f, k, k_stride, v, v_stride, n, all_visible); break;
+    default: fused_8_avx2(f, k, k_stride, v, v_stride, n, all_visible); break;
+    }
+}
+
 static const x86_attn_kernels attention_kernels_avx2 = {
     .pad_floats = 8,
     .gemm_min_rows = 16,
@@ -384,6 +625,8 @@ static const x86_attn_kernels attention_kernels_avx2 = {
     .qk_gemm = qk_gemm_avx2,
     .softmax = softmax_avx2,
     .pv = pv_avx2,
+    .fused_max_rows = 8,
+    .fused_block = fused_block_dispatch_avx2,
 };
 
 moak_status moak_x86_avx2_attention(void *state, const moak_attention_args *args)
