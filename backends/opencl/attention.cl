@@ -15,6 +15,14 @@
  * at max = sink with denominator exp(0) = 1.  Mask: causal keys <= pos,
  * sliding window keys > pos - window; only admitted keys are visited.
  * Accuracy: f32 throughout.
+ *
+ * Local-memory hand-over between chunks: s_local is read only before the
+ * chunk's second barrier; p_local and vrow_local are read after it (in the
+ * V loop), so they are written only after the next chunk's first barrier,
+ * which no work-item passes before all have left the V loop.  (A vrow_local
+ * store before that first barrier raced with slower work-items' V loop: a
+ * work-group's work-items do not run in lockstep on a GPU, whatever a CPU
+ * driver's serial loop over them suggests.)
  */
 
 /* Byte `at` starts a KV row; four elements e..e+3 of it (e a multiple of 4,
@@ -87,6 +95,7 @@ MOAK_FN void attention_body(const int fmt, global const uchar *kv, global const 
     float l = has_sinks ? 1.0f : 0.0f;
     for (int j0 = lo; j0 < hi; j0 += lws) {
         const int cnt = min(lws, hi - j0);
+        ulong vrow = 0; /* this work-item's V row, published after the first barrier */
         if (lid < cnt) {
             const int j = j0 + lid;
             const ulong page = (ulong)page_table[si.x + j / page_tokens];
@@ -102,8 +111,7 @@ MOAK_FN void attention_body(const int fmt, global const uchar *kv, global const 
             if (softcap > 0.0f)
                 s = softcap * tanh(s / softcap);
             s_local[lid] = s;
-            vrow_local[lid] =
-                page * page_bytes + v_base + (kvh * (ulong)page_tokens + slot) * row_slot_v;
+            vrow = page * page_bytes + v_base + (kvh * (ulong)page_tokens + slot) * row_slot_v;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         float chunk_max = -INFINITY;
@@ -111,8 +119,10 @@ MOAK_FN void attention_body(const int fmt, global const uchar *kv, global const 
             chunk_max = fmax(chunk_max, s_local[c]);
         const float m_new = fmax(m, chunk_max);
         const float alpha = exp(m - m_new);
-        if (lid < cnt)
+        if (lid < cnt) {
             p_local[lid] = exp(s_local[lid] - m_new);
+            vrow_local[lid] = vrow;
+        }
         barrier(CLK_LOCAL_MEM_FENCE);
         float chunk_sum = 0.0f;
         for (int c = 0; c < cnt; c++)
@@ -125,8 +135,6 @@ MOAK_FN void attention_body(const int fmt, global const uchar *kv, global const 
             acc_local[d] = a;
         }
         m = m_new;
-        /* the next chunk writes s_local, p_local and vrow_local only after
-         * its first barrier, which every work-item reaches after this loop */
     }
     global float *orow = out + ((ulong)qt * (ulong)n_heads + (ulong)h) * (ulong)dv;
     for (int d = lid; d < dv; d += lws)
