@@ -415,6 +415,26 @@ ALWAYS_INLINE __m512 kv_chunk_avx512(const moak_format FMT, const unsigned char 
     }
 }
 
+/* Chunks c and c + 1 (c even) of a row: a Q8_0 block's scale is widened
+ * once for its two chunks. */
+ALWAYS_INLINE void kv_pair_avx512(const moak_format FMT, const unsigned char *row, int32_t c, __m512 *a,
+                                  __m512 *b)
+{
+    if (FMT == MOAK_FORMAT_Q8_0) {
+        const unsigned char *block = row + 34 * (size_t)(c >> 1);
+        int16_t half;
+        memcpy(&half, block, 2);
+        const __m512 scale = _mm512_cvtph_ps(_mm256_set1_epi16(half));
+        const __m128i q0 = _mm_loadu_si128((const __m128i *)(const void *)(block + 2));
+        const __m128i q1 = _mm_loadu_si128((const __m128i *)(const void *)(block + 18));
+        *a = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q0)), scale);
+        *b = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1)), scale);
+    } else {
+        *a = kv_chunk_avx512(FMT, row, c);
+        *b = kv_chunk_avx512(FMT, row, c + 1);
+    }
+}
+
 /* Lane i of the result is the sum of a[i]'s 16 lanes (a transposing add
  * tree: 45 shuffles and adds for 16 sums). */
 ALWAYS_INLINE __m512 hsum16_avx512(const __m512 *a)
@@ -489,8 +509,40 @@ ALWAYS_INLINE void fused_scores_avx512(const int RP, const moak_format FMT, x86_
 #pragma GCC unroll 16
         for (int i = 0; i < 16; i++)
             acc[i] = _mm512_setzero_ps();
+        /* Q8_0: two chunks (a block) per step */
+        for (int32_t c = 0; c < chunks && FMT == MOAK_FORMAT_Q8_0; c += 2) {
+            const bool pair = c + 1 < chunks;
+            __m512 kv[16], kw[16];
+#pragma GCC unroll 16
+            for (int kk = 0; kk < KPV; kk++) {
+                if (pair)
+                    kv_pair_avx512(FMT, kr[kk], c, &kv[kk], &kw[kk]);
+                else
+                    kv[kk] = kw[kk] = kv_chunk_avx512(FMT, kr[kk], c);
+            }
+#pragma GCC unroll 16
+            for (int r = 0; r < RP; r++) {
+                __m512 qv = _mm512_load_ps(f->q + (size_t)r * q_stride + 16 * (size_t)c);
+                /* one load per q vector: folded into each FMA it would be
+                 * loaded KPV times, and loads (not FMAs) would set the pace */
+                __asm__("" : "+v"(qv));
+#pragma GCC unroll 16
+                for (int kk = 0; kk < KPV; kk++)
+                    acc[kk * RP + r] = _mm512_fmadd_ps(qv, kv[kk], acc[kk * RP + r]);
+            }
+            if (!pair)
+                break;
+#pragma GCC unroll 16
+            for (int r = 0; r < RP; r++) {
+                __m512 qv = _mm512_load_ps(f->q + (size_t)r * q_stride + 16 * (size_t)(c + 1));
+                __asm__("" : "+v"(qv));
+#pragma GCC unroll 16
+                for (int kk = 0; kk < KPV; kk++)
+                    acc[kk * RP + r] = _mm512_fmadd_ps(qv, kw[kk], acc[kk * RP + r]);
+            }
+        }
 #pragma GCC unroll 2
-        for (int32_t c = 0; c < chunks; c++) {
+        for (int32_t c = 0; c < chunks && FMT != MOAK_FORMAT_Q8_0; c++) {
             __m512 kv[16];
 #pragma GCC unroll 16
             for (int kk = 0; kk < KPV; kk++)
@@ -498,8 +550,6 @@ ALWAYS_INLINE void fused_scores_avx512(const int RP, const moak_format FMT, x86_
 #pragma GCC unroll 16
             for (int r = 0; r < RP; r++) {
                 __m512 qv = _mm512_load_ps(f->q + (size_t)r * q_stride + 16 * (size_t)c);
-                /* one load per q vector: folded into each FMA it would be
-                 * loaded KPV times, and loads (not FMAs) would set the pace */
                 __asm__("" : "+v"(qv));
 #pragma GCC unroll 16
                 for (int kk = 0; kk < KPV; kk++)
@@ -585,9 +635,17 @@ ALWAYS_INLINE void fused_pv_avx512(const int RP, const int W, const moak_format 
             const int32_t j = j0 + kk < n ? j0 + kk : n - 1;
             const unsigned char *row = v + (size_t)j * v_stride;
             __m512 vv[8];
+            /* W even: c0 is even, the pairs are Q8_0 blocks */
 #pragma GCC unroll 8
-            for (int w = 0; w < W; w++)
-                vv[w] = kv_chunk_avx512(FMT, row, c0 + w);
+            for (int w = 0; w < W; w += 2) {
+                if (w + 1 < W && FMT == MOAK_FORMAT_Q8_0)
+                    kv_pair_avx512(FMT, row, c0 + w, &vv[w], &vv[w + 1]);
+                else {
+                    vv[w] = kv_chunk_avx512(FMT, row, c0 + w);
+                    if (w + 1 < W)
+                        vv[w + 1] = kv_chunk_avx512(FMT, row, c0 + w + 1);
+                }
+            }
 #pragma GCC unroll 16
             for (int r = 0; r < RP; r++) {
                 const __m512 b = _mm512_set1_ps(p[kk * RP + r]);
@@ -605,13 +663,14 @@ ALWAYS_INLINE void fused_pv_avx512(const int RP, const int W, const moak_format 
 }
 
 /* Vectors of output dims per p.V pass: about 16 accumulators. */
-#define FUSED_PV_WIDTH(RP) ((RP) >= 16 ? 1 : (RP) == 8 ? 3 : 16 / (RP) > 8 ? 8 : 16 / (RP))
+#define FUSED_PV_WIDTH(RP, FMT)                                                            \
+    ((RP) >= 16 ? 1 : (RP) == 8 ? ((FMT) == MOAK_FORMAT_Q8_0 ? 2 : 3) : 16 / (RP) > 8 ? 8 : 16 / (RP))
 
 ALWAYS_INLINE void fused_block_avx512(const int RP, const moak_format FMT, x86_attn_fused *f,
                                       const unsigned char *k, size_t k_stride, const unsigned char *v,
                                       size_t v_stride, int32_t n, bool all_visible)
 {
-    const int WIDTH = FUSED_PV_WIDTH(RP);
+    const int WIDTH = FUSED_PV_WIDTH(RP, FMT);
     fused_scores_avx512(RP, FMT, f, k, k_stride, v, v_stride, n);
     fused_softmax_avx512(RP, f, n, all_visible);
     const int32_t chunks = f->dv / 16;
