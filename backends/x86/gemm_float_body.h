@@ -85,44 +85,5 @@ gemm_float_tile_body(const moak_x86_weight *w, const uint8_t *const *panels, con
                              split ? simd_f_add(acc[s][v][t], acc2[s][v][t]) : acc[s][v][t]);
 }
 
-void GEMM_TILE_FN(const moak_x86_weight *w, const uint8_t *const *panels, int n_panels,
-                  int64_t k0, int64_t k1, const moak_x86_act *act, const int64_t *rows, int nt,
-                  float *out);
-
-void GEMM_TILE_FN(const moak_x86_weight *w, const uint8_t *const *panels, int n_panels,
-                  int64_t k0, int64_t k1, const moak_x86_act *act, const int64_t *rows, int nt,
-                  float *out)
-{
-    if (n_panels == 2) {
-        switch (nt) {
-        case 1: gemm_float_tile_body(w, panels, k0, k1, act, rows, out, 2, 1); break;
-#if SIMD_MAX_TOKENS_2 >= 2
-        case 2: gemm_float_tile_body(w, panels, k0, k1, act, rows, out, 2, 2); break;
-#endif
-#if SIMD_MAX_TOKENS_2 >= 3
-        case 3: gemm_float_tile_body(w, panels, k0, k1, act, rows, out, 2, 3); break;
-#endif
-        default: break;
-        }
-        return;
-    }
-    switch (nt) {
-    case 1: gemm_float_tile_body(w, panels, k0, k1, act, rows, out, 1, 1); break;
-#if SIMD_MAX_TOKENS_1 >= 2
-    case 2: gemm_float_tile_body(w, panels, k0, k1, act, rows, out, 1, 2); break;
-#endif
-#if SIMD_MAX_TOKENS_1 >= 3
-    case 3: gemm_float_tile_body(w, panels, k0, k1, act, rows, out, 1, 3); break;
-#endif
-#if SIMD_MAX_TOKENS_1 >= 4
-    case 4: gemm_float_tile_body(w, panels, k0, k1, act, rows, out, 1, 4); break;
-#endif
-#if SIMD_MAX_TOKENS_1 >= 5
-    case 5: gemm_float_tile_body(w, panels, k0, k1, act, rows, out, 1, 5); break;
-#endif
-#if SIMD_MAX_TOKENS_1 >= 6
-    case 6: gemm_float_tile_body(w, panels, k0, k1, act, rows, out, 1, 6); break;
-#endif
-    default: break;
-    }
-}
+#define GEMM_TILE_BODY gemm_float_tile_body
+#include "gemm_tile_entry.h"

@@ -196,44 +196,5 @@ gemm_tile_body(const moak_x86_weight *w, const uint8_t *const *panels, const int
         }
 }
 
-void GEMM_TILE_FN(const moak_x86_weight *w, const uint8_t *const *panels, int n_panels,
-                  int64_t kb0, int64_t kb1, const moak_x86_act *act, const int64_t *rows, int nt,
-                  float *out);
-
-void GEMM_TILE_FN(const moak_x86_weight *w, const uint8_t *const *panels, int n_panels,
-                  int64_t kb0, int64_t kb1, const moak_x86_act *act, const int64_t *rows, int nt,
-                  float *out)
-{
-    if (n_panels == 2) {
-        switch (nt) {
-        case 1: gemm_tile_body(w, panels, kb0, kb1, act, rows, out, 2, 1); break;
-#if SIMD_MAX_TOKENS_2 >= 2
-        case 2: gemm_tile_body(w, panels, kb0, kb1, act, rows, out, 2, 2); break;
-#endif
-#if SIMD_MAX_TOKENS_2 >= 3
-        case 3: gemm_tile_body(w, panels, kb0, kb1, act, rows, out, 2, 3); break;
-#endif
-        default: break;
-        }
-        return;
-    }
-    switch (nt) {
-    case 1: gemm_tile_body(w, panels, kb0, kb1, act, rows, out, 1, 1); break;
-#if SIMD_MAX_TOKENS_1 >= 2
-    case 2: gemm_tile_body(w, panels, kb0, kb1, act, rows, out, 1, 2); break;
-#endif
-#if SIMD_MAX_TOKENS_1 >= 3
-    case 3: gemm_tile_body(w, panels, kb0, kb1, act, rows, out, 1, 3); break;
-#endif
-#if SIMD_MAX_TOKENS_1 >= 4
-    case 4: gemm_tile_body(w, panels, kb0, kb1, act, rows, out, 1, 4); break;
-#endif
-#if SIMD_MAX_TOKENS_1 >= 5
-    case 5: gemm_tile_body(w, panels, kb0, kb1, act, rows, out, 1, 5); break;
-#endif
-#if SIMD_MAX_TOKENS_1 >= 6
-    case 6: gemm_tile_body(w, panels, kb0, kb1, act, rows, out, 1, 6); break;
-#endif
-    default: break;
-    }
-}
+#define GEMM_TILE_BODY gemm_tile_body
+#include "gemm_tile_entry.h"

@@ -22,6 +22,7 @@ x86_common_sources = \
 	backends/x86/x86_supports_attention.c
 
 x86_body_headers = \
+	backends/x86/gemm_tile_entry.h \
 	backends/x86/gemm_int_body.h \
 	backends/x86/gemm_panel_body.h \
 	backends/x86/gemm_float_body.h \
@@ -60,7 +61,7 @@ if HAVE_AVXVNNI_FLAGS
 noinst_LTLIBRARIES += libx86_avxvnni.la
 libx86_avxvnni_la_CFLAGS = $(AM_CFLAGS) $(AVX2_CFLAGS) $(AVXVNNI_CFLAGS)
 libx86_avxvnni_la_SOURCES = \
-	backends/x86/x86_simd_avx2.h backends/x86/gemm_int_body.h backends/x86/gemm_panel_body.h \
+	backends/x86/x86_simd_avx2.h backends/x86/gemm_int_body.h backends/x86/gemm_panel_body.h backends/x86/gemm_tile_entry.h \
 	backends/x86/gemm_q4_0_avxvnni.c \
 	backends/x86/gemm_q8_0_avxvnni.c \
 	backends/x86/gemm_i8_row_avxvnni.c \
