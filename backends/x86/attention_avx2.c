@@ -452,9 +452,9 @@ ALWAYS_INLINE void fused_scores_avx2(const int RP, const moak_format FMT, x86_at
     const size_t k_share = (f->next_k_bytes / (size_t)groups + 63) & ~(size_t)63;
     for (int32_t g = 0; g < groups; g++) {
         for (size_t b = (size_t)g * v_share; b < (size_t)(g + 1) * v_share && b < v_bytes; b += 64)
-            _mm_prefetch((const char *)v + b, _MM_HINT_T0);
+            _mm_prefetch((const char *)v + b, _MM_HINT_T1);
         for (size_t b = (size_t)g * k_share; b < (size_t)(g + 1) * k_share && b < f->next_k_bytes; b += 64)
-            _mm_prefetch((const char *)f->next_k + b, _MM_HINT_T0);
+            _mm_prefetch((const char *)f->next_k + b, _MM_HINT_T1);
         const unsigned char *kr[8];
 #pragma GCC unroll 8
         for (int kk = 0; kk < KPV; kk++) {
