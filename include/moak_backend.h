@@ -301,6 +301,12 @@ uint16_t moak_f32_to_bf16(float f);   /* round to nearest even; NaN stays NaN */
 void moak_dequantize_row(moak_format format, const void *row, int64_t cols, float *dst);
 /* Quantize one row of `cols` floats into row_bytes(format, cols) bytes. */
 void moak_quantize_row(moak_format format, const float *src, int64_t cols, void *dst);
+/* The stored quant of element k of one row of an integer format (moak.h's
+ * layouts), for packers that re-lay weights out: Q8_0 and I8_ROW the signed
+ * int8 (0 past an I8_ROW row's cols), Q4_0, I4_G32 and I4_G128 the 4-bit
+ * code 0..15 (Q4_0's value is code - 8, I4's scale * code + min); 0 for
+ * float formats.  k < the row's padded length. */
+int moak_row_quant(moak_format format, const void *row, int64_t cols, int64_t k);
 /* Routing's last step for token `token`: chosen_scores[k] holds the score of
  * chosen[k] (the logit for TOPK_SOFTMAX, the probability or the unbiased
  * sigmoid score otherwise), in selection order; it is overwritten with the

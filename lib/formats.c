@@ -447,6 +447,31 @@ void moak_quantize_row(moak_format format, const float *src, int64_t cols, void 
     }
 }
 
+int moak_row_quant(moak_format format, const void *row, int64_t cols, int64_t k)
+{
+    const uint8_t *r = (const uint8_t *)row;
+    switch (format) {
+    case MOAK_FORMAT_Q8_0:
+        return (int8_t)r[(size_t)(k / QK8_0) * Q8_0_BLOCK_BYTES + 2 + (size_t)(k % QK8_0)];
+    case MOAK_FORMAT_I8_ROW:
+        return k < cols ? (int8_t)r[I8_ROW_HEADER_BYTES + (size_t)k] : 0;
+    case MOAK_FORMAT_Q4_0: {
+        const uint8_t *qs = r + (size_t)(k / QK4_0) * Q4_0_BLOCK_BYTES + 2;
+        const int i = (int)(k % QK4_0);
+        return i < QK4_0 / 2 ? (qs[i] & 15) : (qs[i - QK4_0 / 2] >> 4);
+    }
+    case MOAK_FORMAT_I4_G32:
+    case MOAK_FORMAT_I4_G128: {
+        const int group = (int)formats[format].block_elems;
+        const uint8_t *qs = r + (size_t)(k / group) * formats[format].block_bytes + I4_HEADER_BYTES;
+        const int i = (int)(k % group);
+        return (qs[i / 2] >> (4 * (i % 2))) & 15;
+    }
+    default:
+        return 0;
+    }
+}
+
 void moak_dequantize_row(moak_format format, const void *row, int64_t cols, float *dst)
 {
     const uint8_t *in = row;

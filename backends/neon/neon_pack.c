@@ -22,7 +22,7 @@ static bool is_four_bit(moak_format f)
 
 static int group_elems(moak_format f)
 {
-    return f == MOAK_FORMAT_I4_G128 ? 128 : 32;
+    return (int)moak_format_block_elems(f);
 }
 
 static size_t float_elem_bytes(moak_format f)
@@ -48,30 +48,11 @@ static size_t scale_bytes(const neon_weight *w)
 }
 
 /* Signed quant of element k of a canonical row: int8 for 8-bit formats,
- * q - 8 (in -8..7) for 4-bit ones; 0 past an I8_ROW row (other formats
- * carry their own padding inside the last block). */
+ * code - 8 (in -8..7) for 4-bit ones; 0 past an I8_ROW row. */
 static int source_quant(moak_format f, const uint8_t *row, int64_t cols, int64_t k)
 {
-    switch (f) {
-    case MOAK_FORMAT_Q8_0:
-        return (int8_t)row[(size_t)(k / 32) * 34 + 2 + (size_t)(k % 32)];
-    case MOAK_FORMAT_I8_ROW:
-        return k < cols ? (int8_t)row[4 + (size_t)k] : 0;
-    case MOAK_FORMAT_Q4_0: {
-        const uint8_t *qs = row + (size_t)(k / 32) * 18 + 2;
-        const int i = (int)(k % 32);
-        return (i < 16 ? (qs[i] & 15) : (qs[i - 16] >> 4)) - 8;
-    }
-    case MOAK_FORMAT_I4_G32:
-    case MOAK_FORMAT_I4_G128: {
-        const int g = group_elems(f);
-        const uint8_t *qs = row + (size_t)(k / g) * (size_t)(4 + g / 2) + 4;
-        const int i = (int)(k % g);
-        return ((qs[i / 2] >> (4 * (i % 2))) & 15) - 8;
-    }
-    default:
-        return 0;
-    }
+    const int q = moak_row_quant(f, row, cols, k);
+    return f == MOAK_FORMAT_Q8_0 || f == MOAK_FORMAT_I8_ROW ? q : q - 8;
 }
 
 static uint16_t load_u16(const uint8_t *p)

@@ -33,7 +33,7 @@ static size_t float_elem_bytes(moak_format f)
 
 static int group_elems(moak_format f)
 {
-    return f == MOAK_FORMAT_I4_G128 ? 128 : 32;
+    return (int)moak_format_block_elems(f);
 }
 
 static size_t scale_bytes(const moak_x86_weight *w)
@@ -54,32 +54,12 @@ static size_t scale_bytes(const moak_x86_weight *w)
 }
 
 /* Unsigned quant (0..255 for 8-bit, 0..15 for 4-bit) of element k of a source
- * row, and 0 past the row's data for I8_ROW (other formats carry their own
- * zero padding inside the last block). */
+ * row: the 8-bit formats stored + 128 for vpdpbusd's unsigned operand (128,
+ * i.e. 0, past an I8_ROW row's data). */
 static unsigned source_quant(moak_format f, const uint8_t *row, int64_t cols, int64_t k)
 {
-    switch (f) {
-    case MOAK_FORMAT_Q8_0: {
-        const uint8_t *blk = row + (size_t)(k / 32) * 34;
-        return (uint8_t)(blk[2 + k % 32] ^ 0x80u);
-    }
-    case MOAK_FORMAT_Q4_0: {
-        const uint8_t *qs = row + (size_t)(k / 32) * 18 + 2;
-        int i = (int)(k % 32);
-        return i < 16 ? (qs[i] & 15u) : (qs[i - 16] >> 4);
-    }
-    case MOAK_FORMAT_I8_ROW:
-        return k < cols ? (uint8_t)(row[4 + k] ^ 0x80u) : 0x80u;
-    case MOAK_FORMAT_I4_G32:
-    case MOAK_FORMAT_I4_G128: {
-        int g = group_elems(f);
-        const uint8_t *qs = row + (size_t)(k / g) * (size_t)(4 + g / 2) + 4;
-        int i = (int)(k % g);
-        return (qs[i / 2] >> (4 * (i % 2))) & 15u;
-    }
-    default:
-        return 0;
-    }
+    const int q = moak_row_quant(f, row, cols, k);
+    return f == MOAK_FORMAT_Q8_0 || f == MOAK_FORMAT_I8_ROW ? (unsigned)(q + 128) : (unsigned)q;
 }
 
 static uint16_t load_u16(const uint8_t *p)
