@@ -125,3 +125,15 @@ tests_test_backend_devices_SOURCES = tests/test_backend_devices.c
 tests_test_backend_devices_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
 tests_test_backend_devices_LDADD = libmoak.la
 tests_test_backend_devices_LDFLAGS = $(TEST_LINK_FLAGS)
+
+# ---- thread pool (appended by the threadpool work; see tests/test_threadpool.c) ----
+# The pool is internal, so the test compiles lib/threadpool.c into itself and
+# links neither libmoak nor the test helpers (a static libmoak would clash
+# with the test's stub of the hwloc topology).
+check_PROGRAMS += tests/test_threadpool
+TESTS += tests/test_threadpool$(EXEEXT)
+tests_test_threadpool_SOURCES = tests/test_threadpool.c lib/threadpool.c
+tests_test_threadpool_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/lib $(HWLOC_CFLAGS)
+tests_test_threadpool_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
+tests_test_threadpool_LDADD = $(HWLOC_LIBS) $(PTHREAD_LIBS) -lm
+tests_test_threadpool_LDFLAGS = $(TEST_LINK_FLAGS)
