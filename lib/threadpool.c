@@ -45,12 +45,17 @@
 #endif
 #define SPIN_NS ((uint64_t)MOAK_POOL_SPIN_NS)
 /* Spin iterations between two reads of the clock, and between two
- * sched_yield calls: a spinner gives its core away every few microseconds
- * to any other thread that is waiting for it (another process, or the very
- * worker it waits for when there are more threads than cores); on an idle
- * core the call returns at once. */
+ * sched_yield calls: a spinner offers its core every few microseconds to
+ * any other thread waiting for it (another process, or the very worker it
+ * waits for when there are more threads than cores).  On an idle core the
+ * call returns within a microsecond; when it took longer than
+ * YIELD_TAKEN_NS, another thread ran, the machine has more runnable threads
+ * than cores, and spinning would only eat this process's share of the CPU
+ * (the scheduler charges spinning like work): the spin ends, the thread
+ * sleeps. */
 #define SPINS_PER_CLOCK_READ 16
 #define SPINS_PER_YIELD 64
+#define YIELD_TAKEN_NS 20000
 
 /* state = job number << INSIDE_BITS | workers inside that job.  An odd job
  * number is open (workers may join), an even one is closed (the caller is
@@ -140,10 +145,15 @@ static bool spin_again(spin *s)
         return false;
     cpu_relax();
     s->count++;
-    if (s->count % SPINS_PER_YIELD == 0)
+    if (s->count % SPINS_PER_YIELD == 0) {
+        uint64_t before = now_ns();
         sched_yield();
-    if (s->count % SPINS_PER_CLOCK_READ == 0 && now_ns() >= s->deadline)
+        uint64_t after = now_ns();
+        if (after - before > YIELD_TAKEN_NS || after >= s->deadline)
+            s->spent = true;
+    } else if (s->count % SPINS_PER_CLOCK_READ == 0 && now_ns() >= s->deadline) {
         s->spent = true;
+    }
     return !s->spent;
 }
 
