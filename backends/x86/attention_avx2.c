@@ -443,7 +443,6 @@ ALWAYS_INLINE void fused_scores_avx2(const int RP, const moak_format FMT, x86_at
 {
     const int KPV = 8 / RP;
     const int32_t chunks = f->dk / 8;
-    const size_t q_stride = (size_t)f->dk; /* a multiple of 16 on this path */
     const int32_t groups = (n + KPV - 1) / KPV;
     /* each group prefetches its share of this block's V rows (unless V is
      * a prefix of K) and of the next block's K rows */
@@ -472,7 +471,7 @@ ALWAYS_INLINE void fused_scores_avx2(const int RP, const moak_format FMT, x86_at
                 kv[kk] = kv_chunk_avx2(FMT, kr[kk], c);
 #pragma GCC unroll 8
             for (int r = 0; r < RP; r++) {
-                const __m256 qv = _mm256_load_ps(f->q + (size_t)r * q_stride + 8 * (size_t)c);
+                const __m256 qv = _mm256_load_ps(f->q + ((size_t)c * RP + (size_t)r) * 8);
 #pragma GCC unroll 8
                 for (int kk = 0; kk < KPV; kk++)
                     acc[kk * RP + r] = _mm256_fmadd_ps(qv, kv[kk], acc[kk * RP + r]);

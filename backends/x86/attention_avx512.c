@@ -487,7 +487,6 @@ ALWAYS_INLINE void fused_scores_avx512(const int RP, const moak_format FMT, x86_
 {
     const int KPV = 16 / RP;
     const int32_t chunks = f->dk / 16;
-    const size_t q_stride = (size_t)x86_attn_round_up(f->dk, 16);
     const int32_t groups = (n + KPV - 1) / KPV;
     /* each group prefetches its share of this block's V rows (unless V is
      * a prefix of K, already here) and of the next block's K rows */
@@ -522,7 +521,7 @@ ALWAYS_INLINE void fused_scores_avx512(const int RP, const moak_format FMT, x86_
             }
 #pragma GCC unroll 16
             for (int r = 0; r < RP; r++) {
-                __m512 qv = _mm512_load_ps(f->q + (size_t)r * q_stride + 16 * (size_t)c);
+                __m512 qv = _mm512_load_ps(f->q + ((size_t)c * RP + (size_t)r) * 16);
                 /* one load per q vector: folded into each FMA it would be
                  * loaded KPV times, and loads (not FMAs) would set the pace */
                 __asm__("" : "+v"(qv));
@@ -534,7 +533,7 @@ ALWAYS_INLINE void fused_scores_avx512(const int RP, const moak_format FMT, x86_
                 break;
 #pragma GCC unroll 16
             for (int r = 0; r < RP; r++) {
-                __m512 qv = _mm512_load_ps(f->q + (size_t)r * q_stride + 16 * (size_t)(c + 1));
+                __m512 qv = _mm512_load_ps(f->q + ((size_t)(c + 1) * RP + (size_t)r) * 16);
                 __asm__("" : "+v"(qv));
 #pragma GCC unroll 16
                 for (int kk = 0; kk < KPV; kk++)
@@ -549,7 +548,7 @@ ALWAYS_INLINE void fused_scores_avx512(const int RP, const moak_format FMT, x86_
                 kv[kk] = kv_chunk_avx512(FMT, kr[kk], c);
 #pragma GCC unroll 16
             for (int r = 0; r < RP; r++) {
-                __m512 qv = _mm512_load_ps(f->q + (size_t)r * q_stride + 16 * (size_t)c);
+                __m512 qv = _mm512_load_ps(f->q + ((size_t)c * RP + (size_t)r) * 16);
                 __asm__("" : "+v"(qv));
 #pragma GCC unroll 16
                 for (int kk = 0; kk < KPV; kk++)

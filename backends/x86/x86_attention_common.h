@@ -75,7 +75,10 @@
  * V) rows are equally spaced, and the kernel is handed base and stride. */
 #define X86_ATTN_FUSED_LANES 16
 typedef struct x86_attn_fused {
-    const float *q;               /* [rp][dk_pad] scaled; rows >= rows are zeros */
+    /* scaled q, chunk-major: [dk / lanes][rp][lanes] (lanes: the ISA's
+     * vector width), so that one pointer and constant offsets address
+     * every row's chunk; rows >= rows are zeros */
+    const float *q;
     float *o;                     /* [rp][dv_pad]: O of every (padded) row */
     int32_t rows, rp;
     int32_t dk, dv, dv_pad;
@@ -405,12 +408,19 @@ static void x86_attn_fused_range(const x86_attn_job *job, const x86_attn_tile *t
     const size_t k_stride = lay->row_bytes_k;
     const size_t v_stride = lay->shared_v ? lay->row_bytes_k : lay->row_bytes_v;
     x86_attn_fused f;
-    f.q = sc->q;
     f.o = sc->o;
     f.rows = rows;
     f.rp = 1;
     while (f.rp < rows)
         f.rp *= 2;
+    /* the chunk-major q goes where the K tile would (unused on this path) */
+    const int32_t lanes = job->kernels->pad_floats;
+    for (int32_t r = 0; r < f.rp; r++)
+        for (int32_t c = 0; c < args->head_dim_k / lanes; c++)
+            memcpy(sc->k + ((size_t)c * (size_t)f.rp + (size_t)r) * (size_t)lanes,
+                   sc->q + (size_t)r * (size_t)job->dk_pad + (size_t)c * (size_t)lanes,
+                   (size_t)lanes * sizeof(float));
+    f.q = sc->k;
     f.dk = args->head_dim_k;
     f.dv = args->head_dim_v;
     f.dv_pad = job->dv_pad;
