@@ -307,6 +307,25 @@ void moak_quantize_row(moak_format format, const float *src, int64_t cols, void 
  * code 0..15 (Q4_0's value is code - 8, I4's scale * code + min); 0 for
  * float formats.  k < the row's padded length. */
 int moak_row_quant(moak_format format, const void *row, int64_t cols, int64_t k);
+/* Routing's scalar steps, in double, the reference's way (lib/route_select.c).
+ * Marks of an expert or a group during selection: */
+enum { MOAK_ROUTE_CANDIDATE = 0, MOAK_ROUTE_EXCLUDED = 1, MOAK_ROUTE_CHOSEN = 2 };
+/* The index with the highest score among those marked `wanted`, the lowest
+ * index on ties; -1 if none is.  A NaN is never preferred to a number but is
+ * returned when it is the only one left, so a selection always completes. */
+int32_t moak_route_arg_max(const double *score, const unsigned char *mark, int32_t n, unsigned char wanted);
+/* A token's scores (what becomes the weight) and selection scores from its
+ * logits, for a->method (bias only for SIGMOID_TOPK). */
+void moak_route_scores(const moak_route_args *a, const float *logits, double *score, double *select);
+/* expert_mark[n_experts]: CANDIDATE for the experts that may be chosen (all,
+ * or with group-limited routing those of the kept groups), EXCLUDED for the
+ * others; group_score and group_mark: n_groups of scratch. */
+void moak_route_mark_candidates(const moak_route_args *a, const double *select, double *group_score,
+                                unsigned char *group_mark, unsigned char *expert_mark);
+/* chosen[first..top_k) by repeated arg-max among the candidates (then, if
+ * they run out, the excluded), each marked CHOSEN. */
+void moak_route_choose(const moak_route_args *a, const double *select, unsigned char *expert_mark,
+                       int32_t *chosen, int32_t first);
 /* Routing's last step for token `token`: chosen_scores[k] holds the score of
  * chosen[k] (the logit for TOPK_SOFTMAX, the probability or the unbiased
  * sigmoid score otherwise), in selection order; it is overwritten with the

@@ -14,6 +14,7 @@ libmoak_la_SOURCES += \
 	lib/op_matmul.c \
 	lib/op_moe.c \
 	lib/op_route.c \
+	lib/route_select.c \
 	lib/route_weights.c \
 	lib/op_attention.c \
 	lib/op_norm_rope.c

@@ -28,26 +28,6 @@
 
 #define REF_ROUTE_TOKENS_PER_TASK 16
 
-/* Marks of an expert (or a group) during selection. */
-enum { CANDIDATE = 0, EXCLUDED = 1, CHOSEN = 2 };
-
-/* The index with the highest score among those marked `wanted`, the lowest
- * index on ties; -1 if none is marked so.  A NaN score is never preferred to
- * a number, but is still returned when it is the only candidate left, so a
- * selection always completes with valid ids. */
-static int32_t arg_max_marked(const double *score, const unsigned char *mark, int32_t n,
-                              unsigned char wanted)
-{
-    int32_t best = -1;
-    for (int32_t i = 0; i < n; i++) {
-        if (mark[i] != wanted)
-            continue;
-        if (best < 0 || score[i] > score[best] || (isnan(score[best]) && !isnan(score[i])))
-            best = i;
-    }
-    return best;
-}
-
 typedef struct route_job {
     const moak_route_args *args;
     double *scratch;             /* [n_threads][doubles_per_thread] */
@@ -55,40 +35,6 @@ typedef struct route_job {
     unsigned char *marks;        /* [n_threads][n_experts + n_groups] */
     int32_t *chosen;             /* [n_threads][top_k] */
 } route_job;
-
-/* Mark the experts of the groups that are not kept EXCLUDED (group-limited
- * routing, DeepSeek-V3's Gate). */
-static void exclude_weak_groups(const moak_route_args *args, const double *select,
-                                double *group_score, unsigned char *expert_mark,
-                                unsigned char *group_mark)
-{
-    const int32_t n_groups = args->n_groups;
-    const int32_t group_size = args->n_experts / n_groups;
-
-    for (int32_t g = 0; g < n_groups; g++) {
-        const double *s = select + (size_t)g * (size_t)group_size;
-        /* the two best selection scores of the group (ties: either is the same value) */
-        double best = s[0], second = -INFINITY;
-        for (int32_t i = 1; i < group_size; i++) {
-            if (s[i] > best) {
-                second = best;
-                best = s[i];
-            } else if (s[i] > second) {
-                second = s[i];
-            }
-        }
-        group_score[g] = group_size >= 2 ? best + second : best;
-        group_mark[g] = CANDIDATE;
-    }
-    for (int32_t kept = 0; kept < args->topk_groups; kept++) {
-        int32_t g = arg_max_marked(group_score, group_mark, n_groups, CANDIDATE);
-        if (g < 0)
-            break;
-        group_mark[g] = CHOSEN;
-    }
-    for (int32_t e = 0; e < args->n_experts; e++)
-        expert_mark[e] = group_mark[e / group_size] == CHOSEN ? CANDIDATE : EXCLUDED;
-}
 
 static void route_token(const route_job *job, int64_t t, int32_t thread)
 {
@@ -105,52 +51,12 @@ static void route_token(const route_job *job, int64_t t, int32_t thread)
     unsigned char *group_mark = expert_mark + n_experts;
     int32_t *chosen = job->chosen + (size_t)thread * (size_t)top_k;
 
-    /* 1. scores (what becomes the weight) and selection scores */
-    switch (args->method) {
-    case MOAK_ROUTE_SOFTMAX_TOPK: {
-        double max = -INFINITY, sum = 0.0;
-        for (int32_t e = 0; e < n_experts; e++)
-            if ((double)logits[e] > max)
-                max = logits[e];
-        for (int32_t e = 0; e < n_experts; e++) {
-            score[e] = exp((double)logits[e] - max);
-            sum += score[e];
-        }
-        for (int32_t e = 0; e < n_experts; e++) {
-            score[e] /= sum;
-            select[e] = score[e];
-        }
-        break;
-    }
-    case MOAK_ROUTE_TOPK_SOFTMAX:
-        for (int32_t e = 0; e < n_experts; e++)
-            score[e] = select[e] = logits[e];
-        break;
-    case MOAK_ROUTE_SIGMOID_TOPK:
-        for (int32_t e = 0; e < n_experts; e++) {
-            score[e] = 1.0 / (1.0 + exp(-(double)logits[e]));
-            select[e] = score[e] + (args->bias ? (double)args->bias[e] : 0.0);
-        }
-        break;
-    }
-
-    /* 2. which experts may be chosen */
-    if (args->method == MOAK_ROUTE_SIGMOID_TOPK && args->n_groups > 1) {
-        exclude_weak_groups(args, select, group_score, expert_mark, group_mark);
-    } else {
-        for (int32_t e = 0; e < n_experts; e++)
-            expert_mark[e] = CANDIDATE;
-    }
-
-    /* 3. top_k by selection score.  Should the kept groups hold fewer than
-     * top_k experts (the core rejects that), the best excluded ones follow. */
-    for (int32_t k = 0; k < top_k; k++) {
-        int32_t e = arg_max_marked(select, expert_mark, n_experts, CANDIDATE);
-        if (e < 0)
-            e = arg_max_marked(select, expert_mark, n_experts, EXCLUDED);
-        expert_mark[e] = CHOSEN;
-        chosen[k] = e;
-    }
+    /* 1. scores, 2. which experts may be chosen, 3. top_k by selection
+     * score: the core's scalar steps (lib/route_select.c), which every
+     * backend's scalar path shares */
+    moak_route_scores(args, logits, score, select);
+    moak_route_mark_candidates(args, select, group_score, group_mark, expert_mark);
+    moak_route_choose(args, select, expert_mark, chosen, 0);
 
     /* 4. weights and 5. store: the step every CPU backend shares */
     for (int32_t k = 0; k < top_k; k++)

@@ -96,86 +96,6 @@ typedef struct x86_route_job {
     int64_t tokens_per_task;
 } x86_route_job;
 
-/* The reference's ranking rule, for rows holding a NaN: highest first, the
- * lower index on ties, a NaN only when nothing else is left; marks: 0 =
- * candidate, 1 = excluded (used only when no candidate is left), 2 = chosen. */
-static inline int32_t x86_route_arg_max_scalar(const double *select, const unsigned char *mark,
-                                               int32_t n, unsigned char wanted)
-{
-    int32_t best = -1;
-    for (int32_t i = 0; i < n; i++) {
-        if (mark[i] != wanted)
-            continue;
-        if (best < 0 || select[i] > select[best] || (isnan(select[best]) && !isnan(select[i])))
-            best = i;
-    }
-    return best;
-}
-
-/* The reference's scores for a token with a NaN or infinite value. */
-static inline void x86_route_scores_scalar(const moak_route_args *args, const float *logits,
-                                           double *score, double *select)
-{
-    const int32_t n = args->n_experts;
-    switch (args->method) {
-    case MOAK_ROUTE_SOFTMAX_TOPK: {
-        double max = -INFINITY, sum = 0.0;
-        for (int32_t e = 0; e < n; e++)
-            if ((double)logits[e] > max)
-                max = logits[e];
-        for (int32_t e = 0; e < n; e++) {
-            score[e] = exp((double)logits[e] - max);
-            sum += score[e];
-        }
-        for (int32_t e = 0; e < n; e++)
-            select[e] = score[e] /= sum;
-        break;
-    }
-    case MOAK_ROUTE_TOPK_SOFTMAX:
-        for (int32_t e = 0; e < n; e++)
-            score[e] = select[e] = logits[e];
-        break;
-    case MOAK_ROUTE_SIGMOID_TOPK:
-        for (int32_t e = 0; e < n; e++) {
-            score[e] = 1.0 / (1.0 + exp(-(double)logits[e]));
-            select[e] = score[e] + (args->bias ? (double)args->bias[e] : 0.0);
-        }
-        break;
-    }
-}
-
-/* Group-limited routing: the kept groups' experts stay candidates. */
-static inline void x86_route_keep_groups(const moak_route_args *args, const double *select,
-                                         double *group_score, unsigned char *group_mark,
-                                         unsigned char *expert_mark)
-{
-    const int32_t n_groups = args->n_groups;
-    const int32_t group_size = args->n_experts / n_groups;
-    for (int32_t g = 0; g < n_groups; g++) {
-        const double *s = select + (size_t)g * (size_t)group_size;
-        /* the group's two best selection scores (equal values count twice) */
-        double best = s[0], second = -INFINITY;
-        for (int32_t i = 1; i < group_size; i++) {
-            if (s[i] > best) {
-                second = best;
-                best = s[i];
-            } else if (s[i] > second) {
-                second = s[i];
-            }
-        }
-        group_score[g] = group_size >= 2 ? best + second : best;
-        group_mark[g] = 0;
-    }
-    for (int32_t kept = 0; kept < args->topk_groups; kept++) {
-        const int32_t g = x86_route_arg_max_scalar(group_score, group_mark, n_groups, 0);
-        if (g < 0)
-            break;
-        group_mark[g] = 2;
-    }
-    for (int32_t e = 0; e < args->n_experts; e++)
-        expert_mark[e] = group_mark[e / group_size] == 2 ? 0 : 1;
-}
-
 static void x86_route_task(void *arg, int64_t task, int32_t thread)
 {
     const x86_route_job *job = arg;
@@ -202,47 +122,32 @@ static void x86_route_task(void *arg, int64_t task, int32_t thread)
         const float *logits = args->logits + (size_t)t * (size_t)n_experts;
         const bool has_nan = kern->route_scores(args->method, logits, args->bias, n_experts,
                                                 score, select);
+        /* A token with a NaN or infinite logit takes the core's scalar
+         * steps (lib/route_select.c), the reference's own. */
         if (has_nan)
-            x86_route_scores_scalar(args, logits, score, select);
-        const bool groups = args->method == MOAK_ROUTE_SIGMOID_TOPK && n_groups > 1;
+            moak_route_scores(args, logits, score, select);
+        moak_route_mark_candidates(args, select, group_score, group_mark, expert_mark);
 
-        if (groups)
-            x86_route_keep_groups(args, select, group_score, group_mark, expert_mark);
-        else
-            memset(expert_mark, 0, (size_t)n_experts);
-
+        int32_t k = 0;
         if (!has_nan) {
             /* vector arg-max on a copy whose non-candidates are NaN */
             for (int32_t e = 0; e < n_experts; e++)
-                key[e] = expert_mark[e] == 0 ? select[e] : NAN;
-            int32_t k = 0;
+                key[e] = expert_mark[e] == MOAK_ROUTE_CANDIDATE ? select[e] : NAN;
             for (; k < top_k; k++) {
                 const int32_t e = kern->arg_max(key, n_experts);
                 if (e < 0)
                     break;
                 chosen[k] = e;
                 key[e] = NAN;
-                expert_mark[e] = 2;
-            }
-            /* kept groups short of top_k (the core rejects that): the best
-             * excluded experts follow, as in the reference */
-            for (; k < top_k; k++) {
-                const int32_t e = x86_route_arg_max_scalar(select, expert_mark, n_experts, 1);
-                chosen[k] = e;
-                expert_mark[e] = 2;
-            }
-        } else {
-            for (int32_t k = 0; k < top_k; k++) {
-                int32_t e = x86_route_arg_max_scalar(select, expert_mark, n_experts, 0);
-                if (e < 0)
-                    e = x86_route_arg_max_scalar(select, expert_mark, n_experts, 1);
-                chosen[k] = e;
-                expert_mark[e] = 2;
+                expert_mark[e] = MOAK_ROUTE_CHOSEN;
             }
         }
+        /* the rest (all of them for a NaN row; for the others only when the
+         * kept groups hold fewer than top_k, which the core rejects) */
+        moak_route_choose(args, select, expert_mark, chosen, k);
 
-        for (int32_t k = 0; k < top_k; k++)
-            weight[k] = score[chosen[k]];
+        for (int32_t i = 0; i < top_k; i++)
+            weight[i] = score[chosen[i]];
         moak_route_store_row(args, t, chosen, weight);
     }
 }
