@@ -297,6 +297,10 @@ float moak_f16_to_f32(uint16_t h);
 uint16_t moak_f32_to_f16(float f);    /* round to nearest even */
 float moak_bf16_to_f32(uint16_t h);
 uint16_t moak_f32_to_bf16(float f);   /* round to nearest even; NaN stays NaN */
+/* A buffer that kernels stream (packed weights, KV pages), on 2 MB huge
+ * pages where the OS gives them: 64-byte aligned (2 MB from 2 MB up), not
+ * zeroed; release with free(). */
+void *moak_alloc_streamed(size_t bytes);
 /* Dequantize one row of `cols` elements of `format` into dst[cols]. */
 void moak_dequantize_row(moak_format format, const void *row, int64_t cols, float *dst);
 /* Quantize one row of `cols` floats into row_bytes(format, cols) bytes. */

@@ -141,7 +141,13 @@ static moak_status create_locked(moak_context *ctx, const moak_kv_cache_desc *d,
 
     kv->host_layout = s->ops->kv_create == NULL;
     if (kv->host_layout) {
-        kv->storage = moak_alloc(layout.page_bytes * (size_t)layout.n_pages);
+        /* Attention streams the pages: huge pages where the OS gives them
+         * (zeroed here: a page is only read once written, but a cache that
+         * starts as zeros is easier to debug and costs one pass). */
+        const size_t storage_bytes = layout.page_bytes * (size_t)layout.n_pages;
+        kv->storage = moak_alloc_streamed(storage_bytes);
+        if (kv->storage)
+            memset(kv->storage, 0, storage_bytes);
         if (!kv->storage) {
             free_cache(kv);
             return moak_error(ctx, MOAK_ERR_OUT_OF_MEMORY, "desc->max_tokens: out of memory for %lld pages of %zu bytes",

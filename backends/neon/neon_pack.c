@@ -186,8 +186,8 @@ moak_status neon_weight_pack(void *state, const moak_weight_desc *desc, void **p
     if ((uint64_t)w->n_experts > SIZE_MAX / w->expert_bytes)
         goto too_big;
     const size_t total = w->expert_bytes * (size_t)w->n_experts;
-    void *data = NULL;
-    if (posix_memalign(&data, 64, total) != 0) {
+    void *data = moak_alloc_streamed(total); /* huge pages where the OS gives them */
+    if (!data) {
         free(w);
         return neon_error(st, MOAK_ERR_OUT_OF_MEMORY, "out of memory packing a %zu-byte weight", total);
     }

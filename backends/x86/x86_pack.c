@@ -2,18 +2,10 @@
  * described in x86_kernels.h.  ISA-neutral (plain C): the same code packs
  * for avx2 (16-row panels) and avx512 (32-row panels).  Runs once per weight,
  * spread over the context's threads one (expert, panel) per task. */
-#if !defined(_POSIX_C_SOURCE) || _POSIX_C_SOURCE < 200112L
-#  undef _POSIX_C_SOURCE
-#  define _POSIX_C_SOURCE 200112L
-#endif
-#define _DEFAULT_SOURCE 1 /* madvise's MADV_HUGEPAGE (a Linux extension) */
 #include "config.h"
 
 #include <stdlib.h>
 #include <string.h>
-#if defined(__linux__)
-#  include <sys/mman.h>
-#endif
 
 #include "x86_backend.h"
 #include "x86_kernels.h"
@@ -65,26 +57,6 @@ static unsigned source_quant(moak_format f, const uint8_t *row, int64_t cols, in
 static uint16_t load_u16(const uint8_t *p)
 {
     return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-/* Packed weights are streamed once per call from memory: on 4 KB pages
- * that is a TLB miss every 4 KB of a stream.  Weights of 2 MB and more are
- * placed on 2 MB boundaries and offered to transparent huge pages (Linux
- * "madvise" mode), which cuts those misses 512-fold; elsewhere, or if the
- * kernel says no, they stay on small pages and nothing else changes. */
-#define HUGE_PAGE_BYTES ((size_t)2 << 20)
-
-static void *alloc_weight_bytes(size_t bytes)
-{
-    void *p = NULL;
-    size_t align = bytes >= HUGE_PAGE_BYTES ? HUGE_PAGE_BYTES : 64;
-    if (posix_memalign(&p, align, bytes) != 0)
-        return NULL;
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (align == HUGE_PAGE_BYTES)
-        (void)madvise(p, bytes / HUGE_PAGE_BYTES * HUGE_PAGE_BYTES, MADV_HUGEPAGE);
-#endif
-    return p;
 }
 
 typedef struct pack_job {
@@ -219,7 +191,7 @@ moak_status moak_x86_weight_pack(void *state, const moak_weight_desc *desc, void
     w->expert_bytes = w->panel_bytes * (size_t)w->n_panels;
     size_t total = w->expert_bytes * (size_t)w->n_experts;
     if (total / (size_t)w->n_experts != w->expert_bytes ||
-        (w->data = alloc_weight_bytes(total)) == NULL) {
+        (w->data = moak_alloc_streamed(total)) == NULL) {
         free(w);
         return st->env.error(st->env.log_ctx, MOAK_ERR_OUT_OF_MEMORY,
                              "weight: out of memory packing %zu bytes", total);
