@@ -444,16 +444,9 @@ ALWAYS_INLINE void fused_scores_avx2(const int RP, const moak_format FMT, x86_at
     const int KPV = 8 / RP;
     const int32_t chunks = f->dk / 8;
     const int32_t groups = (n + KPV - 1) / KPV;
-    /* each group prefetches its share of this block's V rows (unless V is
-     * a prefix of K) and of the next block's K rows */
-    const size_t v_bytes = v == k ? 0 : (size_t)n * v_stride;
-    const size_t v_share = (v_bytes / (size_t)groups + 63) & ~(size_t)63;
-    const size_t k_share = (f->next_k_bytes / (size_t)groups + 63) & ~(size_t)63;
+    const x86_attn_prefetch pf = x86_attn_prefetch_plan(f, k, v, v_stride, n, groups);
     for (int32_t g = 0; g < groups; g++) {
-        for (size_t b = (size_t)g * v_share; b < (size_t)(g + 1) * v_share && b < v_bytes; b += 64)
-            _mm_prefetch((const char *)v + b, _MM_HINT_T1);
-        for (size_t b = (size_t)g * k_share; b < (size_t)(g + 1) * k_share && b < f->next_k_bytes; b += 64)
-            _mm_prefetch((const char *)f->next_k + b, _MM_HINT_T1);
+        x86_attn_prefetch_group(&pf, g);
         const unsigned char *kr[8];
 #pragma GCC unroll 8
         for (int kk = 0; kk < KPV; kk++) {

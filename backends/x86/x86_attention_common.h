@@ -98,6 +98,37 @@ typedef struct x86_attn_fused {
     float s[X86_ATTN_KEYS_PER_TILE * X86_ATTN_FUSED_LANES] __attribute__((aligned(64)));
 } x86_attn_fused;
 
+/* The prefetches of a fused block of n keys in `groups` key groups: each
+ * group takes its share of the block's V rows (none when V is a prefix of
+ * K, already loaded) and of the next block's K rows, into L2, so the loads
+ * of the next steps find them there.  Planned once per block. */
+typedef struct x86_attn_prefetch {
+    const char *v, *next_k;
+    size_t v_bytes, k_bytes, v_share, k_share;
+} x86_attn_prefetch;
+
+static inline x86_attn_prefetch x86_attn_prefetch_plan(const x86_attn_fused *f, const unsigned char *k,
+                                                       const unsigned char *v, size_t v_stride,
+                                                       int32_t n, int32_t groups)
+{
+    x86_attn_prefetch p;
+    p.v = (const char *)v;
+    p.next_k = (const char *)f->next_k;
+    p.v_bytes = v == k ? 0 : (size_t)n * v_stride;
+    p.k_bytes = f->next_k_bytes;
+    p.v_share = (p.v_bytes / (size_t)groups + 63) & ~(size_t)63;
+    p.k_share = (p.k_bytes / (size_t)groups + 63) & ~(size_t)63;
+    return p;
+}
+
+static inline void x86_attn_prefetch_group(const x86_attn_prefetch *p, int32_t g)
+{
+    for (size_t b = (size_t)g * p->v_share; b < (size_t)(g + 1) * p->v_share && b < p->v_bytes; b += 64)
+        __builtin_prefetch(p->v + b, 0, 2); /* prefetcht1 */
+    for (size_t b = (size_t)g * p->k_share; b < (size_t)(g + 1) * p->k_share && b < p->k_bytes; b += 64)
+        __builtin_prefetch(p->next_k + b, 0, 2);
+}
+
 /* The vector kernels one ISA file provides.  Query rows are padded with
  * zeros to rows_pad (a multiple of 16), head dims to a multiple of
  * pad_floats (dk_pad, dv_pad).  Scores are stored transposed,
