@@ -29,7 +29,7 @@
  * once per chunk; a task that owns out[p] (a block of y, or scratch) is the
  * only one to touch it.  Reads exactly the panels' bytes. */
 #define GEMM_PANEL_MAXT (GEMM_PANEL_TOKENS_1 > GEMM_PANEL_TOKENS_2 ? GEMM_PANEL_TOKENS_1 : GEMM_PANEL_TOKENS_2)
-#define GEMM_PANEL_CHUNK_BYTES 32768  /* prepared quants per chunk, per panel (L1 + L2 resident) */
+#define GEMM_PANEL_CHUNK_BYTES MOAK_X86_MAX_CHUNK_BYTES /* most prepared quants per chunk and panel */
 #define GEMM_PREP_BLOCK_BYTES (GEMM_R * 32) /* one prepared 8-bit block of a panel */
 #if GEMM_BITS == 8 && defined(SIMD_DOT8_PREPARED)
 /* 8-bit weights without an unsigned x signed dot instruction (plain AVX2):
@@ -262,8 +262,12 @@ gemm_panel_body(const moak_x86_weight *w, const uint8_t *const *panels,
     const float *no_bias[2] = {NULL, NULL};
     if (!bias)
         bias = no_bias;
-    /* Two panels take half-length chunks: together they still fit the L1. */
-    const int CB = GEMM_CHUNK_BLOCKS / S;
+    /* The chunk the L1 holds (w->chunk_blocks, from hwloc's L1d size; the
+     * scratch is laid out for the largest); two panels take half-length
+     * chunks: together they still fit. */
+    const int chunk = w->chunk_blocks >= 2 && w->chunk_blocks < GEMM_CHUNK_BLOCKS ? w->chunk_blocks
+                                                                                 : GEMM_CHUNK_BLOCKS;
+    const int CB = chunk / S;
     for (int64_t b0 = 0; b0 < w->n_blocks; b0 += CB) {
         const int nb = (int)(w->n_blocks - b0 < CB ? w->n_blocks - b0 : CB);
         for (int s = 0; s < S; s++) {

@@ -50,6 +50,8 @@ typedef struct moak_x86_weight {
     size_t quant_bytes;          /* bytes of quants in one panel */
     size_t panel_bytes;          /* quants + scales, rounded up to 64 */
     size_t expert_bytes;         /* n_panels * panel_bytes */
+    int32_t chunk_blocks;        /* prefill K-chunk, in 32-blocks: what 2/3 of the L1d
+                                  * hwloc reports holds once prepared (x86_pack.c) */
     uint8_t *data;               /* 64-byte aligned */
 } moak_x86_weight;
 
@@ -104,9 +106,18 @@ typedef void (*moak_x86_panel_fn)(const moak_x86_weight *w, const uint8_t *const
                                   const float *const *bias, float *const *out,
                                   int64_t out_stride, void *scratch);
 
-/* Scratch of one panel-kernel call: two panels' chunks of 32 KB of quants
- * plus their f32 scales (and mins). */
-#define MOAK_X86_PANEL_SCRATCH_BYTES ((size_t)2 * (32768 + 32768 / 4))
+/* The largest prefill K-chunk of prepared quants per panel, whatever the
+ * L1 (an L1 of 48 KB or more gets this much), and the scratch of one
+ * panel-kernel call: two panels' chunks plus their f32 scales (and mins). */
+#define MOAK_X86_MAX_CHUNK_BYTES 32768
+#define MOAK_X86_PANEL_SCRATCH_BYTES ((size_t)2 * (MOAK_X86_MAX_CHUNK_BYTES + MOAK_X86_MAX_CHUNK_BYTES / 4))
+
+/* Tokens per prefill block (a matmul task, a MoE batch): the quantized
+ * activation rows of that many tokens (k_padded bytes plus three 4-byte
+ * values per 32-block) fill about a third of the L2 hwloc reports, so they
+ * stay there while the weight panels stream past; a multiple of `tile`,
+ * 128 where the L2 is unknown (x86_matmul.c). */
+int64_t moak_x86_prefill_token_block(const moak_x86_state *st, int64_t k_padded, int64_t tile);
 
 /* Quantize n_rows rows of cols floats (row i at x + i * x_stride) into
  * k_padded int8 each (zeros past cols); per block of 32: d, s = -offset * sum

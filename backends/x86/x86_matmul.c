@@ -22,10 +22,16 @@
 #include "x86_backend.h"
 #include "x86_kernels.h"
 
-/* Tokens per prefill task, about: 128 quantized rows of K = 4096 are some
- * 700 KB with their scales, a third of an L2.  Blocks are whole register
- * tiles except the last. */
-#define PREFILL_TOKEN_BLOCK 128
+int64_t moak_x86_prefill_token_block(const moak_x86_state *st, int64_t k_padded, int64_t tile)
+{
+    const uint64_t l2 = st->env.hw ? st->env.hw->cache_bytes[1] : 0;
+    const int64_t row_bytes = k_padded + k_padded / 32 * 12; /* quants, then d, s and ds per block */
+    int64_t tokens = l2 ? (int64_t)(l2 / 3) / (row_bytes > 0 ? row_bytes : 1) : 128;
+    if (tokens > 512)
+        tokens = 512;
+    tokens = tokens / tile * tile;
+    return tokens < tile ? tile : tokens;
+}
 
 typedef struct quantize_job {
     const moak_x86_kernels *kernels;
@@ -207,9 +213,13 @@ static moak_status run_prefill(moak_x86_state *st, const moak_matmul_args *args,
     job.m = args->m;
     job.bias = bias;
     job.y = args->y;
-    /* Equal blocks of about PREFILL_TOKEN_BLOCK tokens, whole tiles each. */
+    /* Equal blocks of about the L2's token block, whole tiles each (the
+     * last may be short). */
     const int64_t tile = st->kernels->max_tokens[0];
-    int64_t n_blocks = (args->m + PREFILL_TOKEN_BLOCK - 1) / PREFILL_TOKEN_BLOCK;
+    const int64_t target = moak_x86_prefill_token_block(st, w->k_padded, tile);
+    int64_t n_blocks = (args->m + target / 2) / target; /* the nearest count */
+    if (n_blocks < 1)
+        n_blocks = 1;
     int64_t per = (args->m + n_blocks - 1) / n_blocks;
     job.token_block = (per + tile - 1) / tile * tile;
     n_blocks = (args->m + job.token_block - 1) / job.token_block;

@@ -158,6 +158,24 @@ static void pack_task(void *arg, int64_t task, int32_t thread)
         pack_int_panel(w, job->src, job->src_row_bytes, expert, panel, dst);
 }
 
+/* The prefill panel kernel's K-chunk: as many 32-blocks of a panel's
+ * prepared quants (R rows x 32 bytes, twice that for 8-bit formats on plain
+ * AVX2, which keeps |q| beside q) as fill 2/3 of the L1d hwloc reports,
+ * leaving the rest to the activation rows and sums that pass over them;
+ * even (two-panel calls halve it), at most what the scratch is laid out for
+ * (MOAK_X86_MAX_CHUNK_BYTES); that maximum when the L1 size is unknown. */
+static int32_t prefill_chunk_blocks(const moak_x86_state *st, const moak_x86_weight *w)
+{
+    const bool eight_bit = w->format == MOAK_FORMAT_Q8_0 || w->format == MOAK_FORMAT_I8_ROW;
+    const size_t block = (size_t)w->panel_rows * 32 * (eight_bit && st->kernels->dot8_offset == 0 ? 2 : 1);
+    const uint64_t l1 = st->env.hw ? st->env.hw->cache_bytes[0] : 0;
+    size_t bytes = l1 ? (size_t)(l1 * 2 / 3) : MOAK_X86_MAX_CHUNK_BYTES;
+    if (bytes > MOAK_X86_MAX_CHUNK_BYTES)
+        bytes = MOAK_X86_MAX_CHUNK_BYTES;
+    int32_t blocks = (int32_t)(bytes / block) & ~1;
+    return blocks < 2 ? 2 : blocks;
+}
+
 moak_status moak_x86_weight_pack(void *state, const moak_weight_desc *desc, void **packed)
 {
     moak_x86_state *st = state;
@@ -172,6 +190,7 @@ moak_status moak_x86_weight_pack(void *state, const moak_weight_desc *desc, void
     w->n_panels = (desc->rows + w->panel_rows - 1) / w->panel_rows;
     w->k_padded = moak_x86_k_padded(desc->format, desc->cols);
     w->n_blocks = moak_x86_format_is_float(desc->format) ? 0 : w->k_padded / 32;
+    w->chunk_blocks = prefill_chunk_blocks(st, w);
     size_t R = (size_t)w->panel_rows;
     switch (desc->format) {
     case MOAK_FORMAT_Q8_0:
