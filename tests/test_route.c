@@ -163,6 +163,21 @@ static void oracle_token(const route_case *c, const float *logits, const float *
     free(s);
 }
 
+/* The router a case describes, with its bias (or NULL). */
+static moak_router_desc router_of(const route_case *c, const float *bias)
+{
+    moak_router_desc r = MOAK_ROUTER_DESC_INIT;
+    r.method = c->method;
+    r.n_experts = c->n_experts;
+    r.top_k = c->top_k;
+    r.renormalize = c->renormalize;
+    r.scaling_factor = c->scaling_factor;
+    r.bias = bias;
+    r.n_groups = c->n_groups;
+    r.topk_groups = c->topk_groups;
+    return r;
+}
+
 static void fill_logits(const route_case *c, float *x, size_t n)
 {
     if (!c->ties) {
@@ -194,15 +209,7 @@ static void run_case(t_backend *bk, int n_bk, const route_case *c)
     for (int64_t t = 0; t < T; t++)
         oracle_token(c, logits + t * E, bias, ref_ids + t * K, ref_w + t * K, sel + t * E);
 
-    moak_router_desc r = MOAK_ROUTER_DESC_INIT;
-    r.method = c->method;
-    r.n_experts = E;
-    r.top_k = K;
-    r.renormalize = c->renormalize;
-    r.scaling_factor = c->scaling_factor;
-    r.bias = bias;
-    r.n_groups = c->n_groups;
-    r.topk_groups = c->topk_groups;
+    const moak_router_desc r = router_of(c, bias);
     double sf = c->scaling_factor != 0.0f ? c->scaling_factor : 1.0;
     double scale = sf > 1.0 ? sf : 1.0;
 
@@ -307,15 +314,7 @@ static void run_nonfinite(t_backend *bk, int n_bk, const route_case *c)
         bias = t_alloc_f32((size_t)E);
         t_fill_uniform(bias, (size_t)E, -0.3, 0.3);
     }
-    moak_router_desc r = MOAK_ROUTER_DESC_INIT;
-    r.method = c->method;
-    r.n_experts = E;
-    r.top_k = K;
-    r.renormalize = c->renormalize;
-    r.scaling_factor = c->scaling_factor;
-    r.bias = bias;
-    r.n_groups = c->n_groups;
-    r.topk_groups = c->topk_groups;
+    const moak_router_desc r = router_of(c, bias);
     char shape[96];
     snprintf(shape, sizeof(shape), "%s E%d k%d t%lld non-finite logits", c->label, (int)E, (int)K,
              (long long)T);
