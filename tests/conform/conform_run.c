@@ -593,9 +593,12 @@ void conform_perturb(const conform_case *c, const conform_inputs *in, const conf
         out->w[0] = (float)(ref->w[0] + 10.0 * bound * scale);
         return;
     }
+    /* 10x the bound on the scale the verdict uses: row 0's rms, or for rows
+     * shorter than MOAK_BOUND_MIN_ROW the whole output's (conform_row_error) */
+    const int64_t n = in->out_cols < MOAK_BOUND_MIN_ROW ? in->out_rows * in->out_cols : in->out_cols;
     double sum_sq = 0.0;
-    for (int64_t j = 0; j < in->out_cols; j++)
+    for (int64_t j = 0; j < n; j++)
         sum_sq += (double)ref->y[j] * ref->y[j];
-    double rms = sqrt(sum_sq / (double)in->out_cols);
+    double rms = sqrt(sum_sq / (double)n);
     out->y[0] = (float)(ref->y[0] + 10.0 * bound * (rms > 0.0 ? rms : 1.0));
 }
