@@ -112,13 +112,6 @@ typedef void (*moak_x86_panel_fn)(const moak_x86_weight *w, const uint8_t *const
 #define MOAK_X86_MAX_CHUNK_BYTES 32768
 #define MOAK_X86_PANEL_SCRATCH_BYTES ((size_t)2 * (MOAK_X86_MAX_CHUNK_BYTES + MOAK_X86_MAX_CHUNK_BYTES / 4))
 
-/* Tokens per prefill block (a matmul task, a MoE batch): the quantized
- * activation rows of that many tokens (k_padded bytes plus three 4-byte
- * values per 32-block) fill about a third of the L2 hwloc reports, so they
- * stay there while the weight panels stream past; a multiple of `tile`,
- * 128 where the L2 is unknown (x86_matmul.c). */
-int64_t moak_x86_prefill_token_block(const moak_x86_state *st, int64_t k_padded, int64_t tile);
-
 /* Quantize n_rows rows of cols floats (row i at x + i * x_stride) into
  * k_padded int8 each (zeros past cols); per block of 32: d, s = -offset * sum
  * (the term that removes the weights' stored offset, ready to be the int32

@@ -7,7 +7,7 @@
  *     weight byte is streamed from memory exactly once and two independent
  *     panels keep the loads in flight;
  *   prefill, integer formats: each task takes one panel and a block of
- *     PREFILL_TOKEN_BLOCK tokens through the panel kernel (K in L1-sized
+ *     tokens sized from the L2 through the panel kernel (K in L1-sized
  *     chunks, unpacked once per chunk, every register tile of tokens passing
  *     over it); tasks run token block by token block, so the block's
  *     quantized activations stay in L2 while the panels go by;
@@ -22,7 +22,11 @@
 #include "x86_backend.h"
 #include "x86_kernels.h"
 
-int64_t moak_x86_prefill_token_block(const moak_x86_state *st, int64_t k_padded, int64_t tile)
+/* Tokens per prefill task: the quantized activation rows of that many tokens
+ * (k_padded bytes plus d, s and ds per 32-block) fill about a third of the
+ * L2 hwloc reports, so they stay there while the weight panels stream past;
+ * a multiple of `tile`, 128 where the L2 is unknown. */
+static int64_t prefill_token_block(const moak_x86_state *st, int64_t k_padded, int64_t tile)
 {
     const uint64_t l2 = st->env.hw ? st->env.hw->cache_bytes[1] : 0;
     const int64_t row_bytes = k_padded + k_padded / 32 * 12; /* quants, then d, s and ds per block */
@@ -216,7 +220,7 @@ static moak_status run_prefill(moak_x86_state *st, const moak_matmul_args *args,
     /* Equal blocks of about the L2's token block, whole tiles each (the
      * last may be short). */
     const int64_t tile = st->kernels->max_tokens[0];
-    const int64_t target = moak_x86_prefill_token_block(st, w->k_padded, tile);
+    const int64_t target = prefill_token_block(st, w->k_padded, tile);
     int64_t n_blocks = (args->m + target / 2) / target; /* the nearest count */
     if (n_blocks < 1)
         n_blocks = 1;
