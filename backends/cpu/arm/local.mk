@@ -1,4 +1,4 @@
-# backends/neon: the neon backend (aarch64 only).
+# backends/cpu/arm: the neon backend (aarch64 only).
 #
 # The table, supports(), weight packing and the matmul/MoE drivers go into
 # libmoak with the library's own flags.  Kernels are compiled in one
@@ -12,44 +12,44 @@
 # one library runs on a Cortex-A53 and uses smmla on a Neoverse V1.
 if BUILD_NEON
 libmoak_la_SOURCES += \
-	backends/neon/neon_backend.h \
-	backends/neon/neon_kernels.h \
-	backends/neon/neon_backend.c \
-	backends/neon/neon_kernel_tables.c \
-	backends/neon/neon_pack.c \
-	backends/neon/neon_matmul.c \
-	backends/neon/neon_moe.c
+	backends/cpu/arm/neon_backend.h \
+	backends/cpu/arm/neon_kernels.h \
+	backends/cpu/arm/neon_backend.c \
+	backends/cpu/arm/neon_kernel_tables.c \
+	backends/cpu/arm/neon_pack.c \
+	backends/cpu/arm/neon_matmul.c \
+	backends/cpu/arm/neon_moe.c
 
 neon_kernel_headers = \
-	backends/neon/neon_backend.h \
-	backends/neon/neon_kernels.h \
-	backends/neon/neon_simd.h \
-	backends/neon/neon_int_scales.h
+	backends/cpu/arm/neon_backend.h \
+	backends/cpu/arm/neon_kernels.h \
+	backends/cpu/arm/neon_simd.h \
+	backends/cpu/arm/neon_int_scales.h
 
 noinst_LTLIBRARIES += libneon_base.la
 libneon_base_la_CFLAGS = $(AM_CFLAGS) $(NEON_CFLAGS)
 libneon_base_la_SOURCES = $(neon_kernel_headers) \
-	backends/neon/attention_neon.h \
-	backends/neon/gemm_int_neon.c \
-	backends/neon/gemm_float_neon.c \
-	backends/neon/quantize_neon.c \
-	backends/neon/moe_glu_neon.c \
-	backends/neon/attention_neon.c \
-	backends/neon/attention_kernels_neon.c \
-	backends/neon/norm_rope_neon.c \
-	backends/neon/route_neon.c
+	backends/cpu/arm/attention_neon.h \
+	backends/cpu/arm/gemm_int_neon.c \
+	backends/cpu/arm/gemm_float_neon.c \
+	backends/cpu/arm/quantize_neon.c \
+	backends/cpu/arm/moe_glu_neon.c \
+	backends/cpu/arm/attention_neon.c \
+	backends/cpu/arm/attention_kernels_neon.c \
+	backends/cpu/arm/norm_rope_neon.c \
+	backends/cpu/arm/route_neon.c
 libmoak_la_LIBADD += libneon_base.la
 
 noinst_LTLIBRARIES += libneon_dotprod.la
 libneon_dotprod_la_CFLAGS = $(AM_CFLAGS) $(DOTPROD_CFLAGS)
 libneon_dotprod_la_SOURCES = $(neon_kernel_headers) \
-	backends/neon/gemm_int_dotprod.c
+	backends/cpu/arm/gemm_int_dotprod.c
 libmoak_la_LIBADD += libneon_dotprod.la
 
 noinst_LTLIBRARIES += libneon_i8mm.la
 libneon_i8mm_la_CFLAGS = $(AM_CFLAGS) $(I8MM_CFLAGS)
 libneon_i8mm_la_SOURCES = $(neon_kernel_headers) \
-	backends/neon/gemm_int_i8mm.c
+	backends/cpu/arm/gemm_int_i8mm.c
 libmoak_la_LIBADD += libneon_i8mm.la
 
 # The neon attention's split-key decode (long caches), which the shared

@@ -1,4 +1,4 @@
-# backends/x86: the avx2 and avx512 backends.
+# backends/cpu/x86: the avx2 and avx512 backends.
 #
 # Attention, routing, rmsnorm and rope (attention_*.c, elementwise_*.c,
 # x86_supports_attention.c) are another engineer's files, listed here.
@@ -12,21 +12,21 @@
 #   libx86_avxvnni.la  the same + AVX-VNNI: only the int8 tile kernels
 #   libx86_avx512.la   AVX-512 F/BW/VL/DQ + VNNI
 x86_common_sources = \
-	backends/x86/x86_backend.h \
-	backends/x86/x86_kernels.h \
-	backends/x86/x86_backend.c \
-	backends/x86/x86_kernel_tables.c \
-	backends/x86/x86_pack.c \
-	backends/x86/x86_matmul.c \
-	backends/x86/x86_moe.c \
-	backends/x86/x86_supports_attention.c
+	backends/cpu/x86/x86_backend.h \
+	backends/cpu/x86/x86_kernels.h \
+	backends/cpu/x86/x86_backend.c \
+	backends/cpu/x86/x86_kernel_tables.c \
+	backends/cpu/x86/x86_pack.c \
+	backends/cpu/x86/x86_matmul.c \
+	backends/cpu/x86/x86_moe.c \
+	backends/cpu/x86/x86_supports_attention.c
 
 x86_body_headers = \
-	backends/x86/gemm_tile_entry.h \
-	backends/x86/gemm_int_body.h \
-	backends/x86/gemm_panel_body.h \
-	backends/x86/gemm_float_body.h \
-	backends/x86/moe_glu_body.h
+	backends/cpu/x86/gemm_tile_entry.h \
+	backends/cpu/x86/gemm_int_body.h \
+	backends/cpu/x86/gemm_panel_body.h \
+	backends/cpu/x86/gemm_float_body.h \
+	backends/cpu/x86/moe_glu_body.h
 
 if BUILD_AVX2
 libmoak_la_SOURCES += $(x86_common_sources)
@@ -40,33 +40,33 @@ if BUILD_AVX2
 noinst_LTLIBRARIES += libx86_avx2.la
 libx86_avx2_la_CFLAGS = $(AM_CFLAGS) $(AVX2_CFLAGS)
 libx86_avx2_la_SOURCES = \
-	backends/x86/x86_simd_avx2.h $(x86_body_headers) \
-	backends/x86/gemm_q4_0_avx2.c \
-	backends/x86/gemm_q8_0_avx2.c \
-	backends/x86/gemm_i8_row_avx2.c \
-	backends/x86/gemm_i4_g32_avx2.c \
-	backends/x86/gemm_i4_g128_avx2.c \
-	backends/x86/gemm_f32_avx2.c \
-	backends/x86/gemm_f16_avx2.c \
-	backends/x86/gemm_bf16_avx2.c \
-	backends/x86/quantize_act_avx2.c \
-	backends/x86/moe_glu_avx2.c \
-	backends/x86/x86_attention_common.h \
-	backends/x86/x86_elementwise_common.h \
-	backends/x86/attention_avx2.c \
-	backends/x86/elementwise_avx2.c
+	backends/cpu/x86/x86_simd_avx2.h $(x86_body_headers) \
+	backends/cpu/x86/gemm_q4_0_avx2.c \
+	backends/cpu/x86/gemm_q8_0_avx2.c \
+	backends/cpu/x86/gemm_i8_row_avx2.c \
+	backends/cpu/x86/gemm_i4_g32_avx2.c \
+	backends/cpu/x86/gemm_i4_g128_avx2.c \
+	backends/cpu/x86/gemm_f32_avx2.c \
+	backends/cpu/x86/gemm_f16_avx2.c \
+	backends/cpu/x86/gemm_bf16_avx2.c \
+	backends/cpu/x86/quantize_act_avx2.c \
+	backends/cpu/x86/moe_glu_avx2.c \
+	backends/cpu/x86/x86_attention_common.h \
+	backends/cpu/x86/x86_elementwise_common.h \
+	backends/cpu/x86/attention_avx2.c \
+	backends/cpu/x86/elementwise_avx2.c
 libmoak_la_LIBADD += libx86_avx2.la
 
 if HAVE_AVXVNNI_FLAGS
 noinst_LTLIBRARIES += libx86_avxvnni.la
 libx86_avxvnni_la_CFLAGS = $(AM_CFLAGS) $(AVX2_CFLAGS) $(AVXVNNI_CFLAGS)
 libx86_avxvnni_la_SOURCES = \
-	backends/x86/x86_simd_avx2.h backends/x86/gemm_int_body.h backends/x86/gemm_panel_body.h backends/x86/gemm_tile_entry.h \
-	backends/x86/gemm_q4_0_avxvnni.c \
-	backends/x86/gemm_q8_0_avxvnni.c \
-	backends/x86/gemm_i8_row_avxvnni.c \
-	backends/x86/gemm_i4_g32_avxvnni.c \
-	backends/x86/gemm_i4_g128_avxvnni.c
+	backends/cpu/x86/x86_simd_avx2.h backends/cpu/x86/gemm_int_body.h backends/cpu/x86/gemm_panel_body.h backends/cpu/x86/gemm_tile_entry.h \
+	backends/cpu/x86/gemm_q4_0_avxvnni.c \
+	backends/cpu/x86/gemm_q8_0_avxvnni.c \
+	backends/cpu/x86/gemm_i8_row_avxvnni.c \
+	backends/cpu/x86/gemm_i4_g32_avxvnni.c \
+	backends/cpu/x86/gemm_i4_g128_avxvnni.c
 libmoak_la_LIBADD += libx86_avxvnni.la
 endif
 endif
@@ -75,19 +75,19 @@ if BUILD_AVX512
 noinst_LTLIBRARIES += libx86_avx512.la
 libx86_avx512_la_CFLAGS = $(AM_CFLAGS) $(AVX512_CFLAGS)
 libx86_avx512_la_SOURCES = \
-	backends/x86/x86_simd_avx512.h $(x86_body_headers) \
-	backends/x86/gemm_q4_0_avx512.c \
-	backends/x86/gemm_q8_0_avx512.c \
-	backends/x86/gemm_i8_row_avx512.c \
-	backends/x86/gemm_i4_g32_avx512.c \
-	backends/x86/gemm_i4_g128_avx512.c \
-	backends/x86/gemm_f32_avx512.c \
-	backends/x86/gemm_f16_avx512.c \
-	backends/x86/gemm_bf16_avx512.c \
-	backends/x86/quantize_act_avx512.c \
-	backends/x86/moe_glu_avx512.c \
-	backends/x86/attention_avx512.c \
-	backends/x86/elementwise_avx512.c
+	backends/cpu/x86/x86_simd_avx512.h $(x86_body_headers) \
+	backends/cpu/x86/gemm_q4_0_avx512.c \
+	backends/cpu/x86/gemm_q8_0_avx512.c \
+	backends/cpu/x86/gemm_i8_row_avx512.c \
+	backends/cpu/x86/gemm_i4_g32_avx512.c \
+	backends/cpu/x86/gemm_i4_g128_avx512.c \
+	backends/cpu/x86/gemm_f32_avx512.c \
+	backends/cpu/x86/gemm_f16_avx512.c \
+	backends/cpu/x86/gemm_bf16_avx512.c \
+	backends/cpu/x86/quantize_act_avx512.c \
+	backends/cpu/x86/moe_glu_avx512.c \
+	backends/cpu/x86/attention_avx512.c \
+	backends/cpu/x86/elementwise_avx512.c
 libmoak_la_LIBADD += libx86_avx512.la
 endif
 

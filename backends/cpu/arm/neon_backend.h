@@ -13,7 +13,7 @@
  * Files of this backend: neon_backend.c (table, supports, scratch),
  * neon_pack.c (weight re-layout), neon_matmul.c and neon_moe.c (drivers),
  * all compiled without ISA flags; the kernels live in per-level convenience
- * libraries (backends/neon/local.mk).
+ * libraries (backends/cpu/arm/local.mk).
  */
 #ifndef MOAK_NEON_BACKEND_H
 #define MOAK_NEON_BACKEND_H
