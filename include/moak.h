@@ -453,13 +453,18 @@ typedef struct moak_kv_cache moak_kv_cache;
 /* V is stored as the first head_dim_v dims of K (absorbed MLA: one latent
  * vector per token, stored once; appends pass v = NULL). */
 #define MOAK_KV_SHARED_V (1u << 0)
+/* K only, no V at all: the index keys of DeepSeek Sparse Attention's
+ * indexer (moak_indexer).  head_dim_v must be 0, appends pass v = NULL, and
+ * neither MOAK_KV_SHARED_V nor moak_attention may be used with it (attention
+ * given a K-only cache is MOAK_ERR_INVALID_ARGUMENT). */
+#define MOAK_KV_K_ONLY   (1u << 1)
 
 typedef struct moak_kv_cache_desc {
     size_t struct_size;
     moak_format format;          /* F32, F16, BF16 or Q8_0 */
     int32_t n_kv_heads;
     int32_t head_dim_k;
-    int32_t head_dim_v;          /* <= head_dim_k with MOAK_KV_SHARED_V */
+    int32_t head_dim_v;          /* <= head_dim_k with MOAK_KV_SHARED_V; 0 with MOAK_KV_K_ONLY */
     int32_t max_seqs;            /* sequence ids are 0 .. max_seqs-1 */
     int64_t max_tokens;          /* capacity over all sequences, rounded up to pages */
     int32_t page_tokens;         /* tokens per page; 0 = 64 */
@@ -500,6 +505,18 @@ typedef struct moak_attention_desc {
     int32_t sliding_window;      /* 0 = none; else also requires p - j < sliding_window */
     float softcap;               /* 0 = none; else s = softcap * tanh(s / softcap) */
     const float *sinks;          /* [n_heads] sink logits joined to each softmax, or NULL */
+    /* ---- added after the first version: sparse attention (DeepSeek Sparse Attention) ---- */
+    /* NULL = dense.  Else [sum q_lens][sparse_k] cached-token positions of
+     * each query's sequence: the query attends to exactly the keys listed,
+     * through the same mask (a listed position the mask hides, e.g. after
+     * the query's own under causal, is skipped, not an error), and -1 marks
+     * an unused slot.  Any other value outside 0 .. L-1 (L = the sequence's
+     * cached length) is an error.  A position listed twice in one query's
+     * list counts twice: it is one more term of the softmax, as if that key
+     * were cached twice (moak_indexer never lists one twice).  The order of
+     * a list does not matter.  Cost grows with sparse_k, not with L. */
+    const int32_t *sparse_positions;
+    int32_t sparse_k;            /* >= 1 with sparse_positions; ignored without */
 } moak_attention_desc;
 
 #define MOAK_ATTENTION_DESC_INIT MOAK_STRUCT_INIT(moak_attention_desc)
@@ -510,8 +527,10 @@ typedef struct moak_attention_desc {
  * s_j = scale * q.k_j, soft-capped, masked; out = sum_j softmax(s)_j v_j, the
  * softmax's denominator including exp(sink) when sinks are given.
  * q: [sum q_lens][n_heads][head_dim_k]; out: [sum q_lens][n_heads][head_dim_v].
- * Sequence ids must be distinct.
- * Bound (per query token over all heads, as matmul): F32/F16/BF16 KV 1e-3, Q8_0 KV 3e-2. */
+ * Sequence ids must be distinct.  A query whose mask (and, sparse, whose
+ * list) admits no key gets zeros.  A K-only cache (MOAK_KV_K_ONLY) is an error.
+ * Bound (per query token over all heads, as matmul): F32/F16/BF16 KV 1e-3, Q8_0 KV 3e-2;
+ * the same bounds hold for sparse attention. */
 #define MOAK_BOUND_ATTENTION_FLOAT 1e-3
 #define MOAK_BOUND_ATTENTION_Q8_0  3e-2
 MOAK_API moak_status moak_attention(moak_context *ctx,
@@ -520,6 +539,46 @@ MOAK_API moak_status moak_attention(moak_context *ctx,
                                     const int32_t *seq_ids,
                                     const int32_t *q_lens, int32_t n_seqs,
                                     const float *q, float *out);
+
+/* ------------------------------------------------------------------------ */
+/* The indexer of DeepSeek Sparse Attention (DeepSeek-V3.2, GLM-5)          */
+/* ------------------------------------------------------------------------ */
+
+typedef struct moak_indexer_desc {
+    size_t struct_size;
+    int32_t n_heads;             /* index heads (64 in DeepSeek-V3.2) */
+    int32_t head_dim;            /* must equal the index cache's head_dim_k (128) */
+    int32_t top_k;               /* positions kept per query (2048), >= 1 */
+} moak_indexer_desc;
+
+#define MOAK_INDEXER_DESC_INIT MOAK_STRUCT_INIT(moak_indexer_desc)
+
+/* The "lightning indexer": for each query token t (placed as in
+ * moak_attention: query r of sequence i sits at position p = L - q_lens[i] + r,
+ * L = the sequence's cached length in index_kv) and each cached position
+ * j <= p (causal; a query sees its own position),
+ *     score(t, j) = sum_h w[t][h] * relu(q[t][h] . k[j])
+ * where k[j] is the index key of position j.  The model's own scale factors
+ * (head_dim^-0.5 on the dot product, n_heads^-0.5 on w) belong in w.
+ * positions[t][0..top_k) receives the top_k positions in decreasing score,
+ * ties to the lower position; with fewer than top_k candidates (p + 1 <
+ * top_k) the remaining slots are -1.  scores (optional, NULL = not wanted)
+ * receives each chosen position's score, -INFINITY beside a -1.
+ * index_kv: a MOAK_KV_K_ONLY cache of one KV head (one index key per token),
+ * any KV format.  q: [sum q_lens][n_heads][head_dim]; w: [sum q_lens][n_heads];
+ * positions, scores: [sum q_lens][top_k].  The positions feed
+ * moak_attention's sparse_positions directly.
+ * Bound: |score - ref| <= 1e-4 of the largest |ref score| of the query (F32/
+ * F16/BF16/Q8_0 keys alike: both read the same stored keys); a position may
+ * differ from the reference's only where the two scores it is ranked by are
+ * within 1e-5 of that largest |ref score| of one another (ranking by near-ties). */
+#define MOAK_BOUND_INDEXER_SCORE 1e-4
+#define MOAK_BOUND_INDEXER_TIE   1e-5
+MOAK_API moak_status moak_indexer(moak_context *ctx, const moak_indexer_desc *desc,
+                                  const moak_kv_cache *index_kv,
+                                  const int32_t *seq_ids, const int32_t *q_lens,
+                                  int32_t n_seqs, const float *q, const float *w,
+                                  int32_t *positions, float *scores);
 
 /* ------------------------------------------------------------------------ */
 /* Around the two: RMSNorm and RoPE                                         */

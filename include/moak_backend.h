@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever moak_backend_ops, moak_backend_env or an args struct changes shape. */
-#define MOAK_BACKEND_ABI_VERSION 1
+#define MOAK_BACKEND_ABI_VERSION 2
 
 typedef enum moak_op {
     MOAK_OP_MATMUL = 0,          /* also asked at weight creation with m = 0 ("any m") */
@@ -35,6 +35,7 @@ typedef enum moak_op {
     MOAK_OP_ATTENTION = 3,       /* also asked at KV cache creation with n_heads = 0 */
     MOAK_OP_RMSNORM = 4,
     MOAK_OP_ROPE = 5,
+    MOAK_OP_INDEXER = 6,         /* also asked at K-only (index) cache creation with n_heads = 0 */
     MOAK_OP_COUNT
 } moak_op;
 
@@ -47,6 +48,7 @@ typedef enum moak_op {
 #define MOAK_FEATURE_NONCAUSAL   (1u << 5)
 #define MOAK_FEATURE_ROUTE_GROUPS (1u << 6)
 #define MOAK_FEATURE_ROUTE_BIAS  (1u << 7)
+#define MOAK_FEATURE_SPARSE      (1u << 8)  /* attention over per-query position lists */
 
 /* The question put to supports(): one op instance, described by value.
  * Fields that do not apply to the op are 0. */
@@ -57,8 +59,8 @@ typedef struct moak_op_shape {
     int64_t n;                   /* matmul: rows of W; moe: inter; rmsnorm/rope: dim/head_dim */
     int64_t k;                   /* matmul: cols of W; moe: hidden */
     int64_t n_experts;           /* moe, route */
-    int32_t top_k;               /* moe, route */
-    int32_t n_heads;             /* attention, rope */
+    int32_t top_k;               /* moe, route, indexer; attention: sparse_k (with MOAK_FEATURE_SPARSE) */
+    int32_t n_heads;             /* attention, rope, indexer */
     int32_t n_kv_heads;
     int32_t head_dim_k;
     int32_t head_dim_v;
@@ -132,6 +134,9 @@ typedef struct moak_kv_layout {
     size_t row_bytes_v;          /* row_bytes_k's bytes are reused when shared_v */
     size_t page_bytes;
     size_t v_block_offset;       /* offset of the V block in a page (0 when shared_v) */
+    /* MOAK_KV_K_ONLY (the indexer's keys): laid out as shared_v with
+     * head_dim_v 0 (no V block, row_bytes_v 0); attention never sees one. */
+    bool k_only;
 } moak_kv_layout;
 
 /* The cache as an op sees it. */
@@ -205,7 +210,31 @@ typedef struct moak_attention_args {
     const int64_t *q_offsets;    /* [n_seqs + 1]: first query token of each sequence */
     const float *q;              /* [total][n_heads][head_dim_k] */
     float *out;                  /* [total][n_heads][head_dim_v] */
+    /* Sparse attention: NULL = dense.  Else [total][sparse_k] positions,
+     * validated by the core: each -1 (unused) or in 0 .. the sequence's
+     * cached length - 1.  The query attends to the listed keys that its mask
+     * (causal, window) admits, each listing one softmax term (a position
+     * listed twice counts twice); none admitted -> zeros. */
+    const int32_t *sparse_positions;
+    int32_t sparse_k;
 } moak_attention_args;
+
+/* The indexer (moak.h's moak_indexer): kv is a K-only cache with one KV head
+ * of head_dim dims; queries are placed as in attention. */
+typedef struct moak_indexer_args {
+    int32_t n_heads;
+    int32_t head_dim;
+    int32_t top_k;
+    const moak_kv_view *kv;
+    int32_t n_seqs;
+    const int32_t *seq_ids;
+    const int32_t *q_lens;
+    const int64_t *q_offsets;    /* [n_seqs + 1] */
+    const float *q;              /* [total][n_heads][head_dim] */
+    const float *w;              /* [total][n_heads] */
+    int32_t *positions;          /* [total][top_k] */
+    float *scores;               /* [total][top_k] or NULL */
+} moak_indexer_args;
 
 typedef struct moak_rmsnorm_args {
     const float *x;
@@ -281,6 +310,9 @@ typedef struct moak_backend_ops {
      * picks is an accelerator (GPU/NPU) that belongs before the CPU backends'
      * fallback `ref` in the default preference order.  Called without init. */
     bool (*rank_before_ref)(const char *selector);
+
+    /* ---- added with ABI 2 ---- */
+    moak_status (*indexer)(void *state, const moak_indexer_args *args);
 } moak_backend_ops;
 
 /* The backends built into this library; each backend defines its table. */
@@ -311,6 +343,13 @@ void moak_quantize_row(moak_format format, const float *src, int64_t cols, void 
  * code 0..15 (Q4_0's value is code - 8, I4's scale * code + min); 0 for
  * float formats.  k < the row's padded length. */
 int moak_row_quant(moak_format format, const void *row, int64_t cols, int64_t k);
+/* The indexer's selection (lib/topk_select.c): of candidates 0..n-1 with
+ * score[j], the best min(k, n) in decreasing score, ties to the lower index
+ * (a NaN ranks below every number), into positions[0..k); the rest of
+ * positions is -1.  scores (or NULL) receives the chosen scores as float,
+ * -INFINITY beside a -1.  heap: k int32 of scratch.  O(n log k). */
+void moak_select_top_k(const double *score, int64_t n, int32_t k, int32_t *heap, int32_t *positions,
+                       float *scores);
 /* Routing's scalar steps, in double, the reference's way (lib/route_select.c).
  * Marks of an expert or a group during selection: */
 enum { MOAK_ROUTE_CANDIDATE = 0, MOAK_ROUTE_EXCLUDED = 1, MOAK_ROUTE_CHOSEN = 2 };

@@ -15,7 +15,7 @@
 #include "internal.h"
 
 static const char *const op_names[MOAK_OP_COUNT] = {
-    "matmul", "moe_ffn", "moe_route", "attention", "rmsnorm", "rope",
+    "matmul", "moe_ffn", "moe_route", "attention", "rmsnorm", "rope", "indexer",
 };
 
 moak_status moak_parse_backend_list(moak_context *ctx, const char *list, int32_t *indices, int32_t *count)

@@ -156,6 +156,10 @@ void moak_context_unlock(moak_context *ctx);
 moak_status moak_op_finish(moak_context *ctx, int32_t slot, moak_status st);
 bool moak_ranges_overlap(const void *a, size_t a_bytes, const void *b, size_t b_bytes);
 moak_status moak_check_weight(moak_context *ctx, const moak_weight *w, const char *name);
+/* moak_attention and moak_indexer: seq_ids in range and distinct, each
+ * q_lens[i] in 0 .. the sequence's cached length; *total = sum of q_lens. */
+moak_status moak_check_query_seqs(moak_context *ctx, const moak_kv_cache *kv, const int32_t *seq_ids,
+                                  const int32_t *q_lens, int32_t n_seqs, int64_t *total);
 /* A finite float (not NaN, not +-Inf). */
 static inline bool moak_finite(float v) { return v == v && v - v == 0.0f; }
 

@@ -24,11 +24,20 @@ static moak_status check_desc(moak_context *ctx, const moak_kv_cache_desc *d)
         return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT, "desc->n_kv_heads: %d must be >= 1", (int)d->n_kv_heads);
     if (d->head_dim_k < 1)
         return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT, "desc->head_dim_k: %d must be >= 1", (int)d->head_dim_k);
-    if (d->head_dim_v < 1)
-        return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT, "desc->head_dim_v: %d must be >= 1", (int)d->head_dim_v);
-    if (d->flags & ~MOAK_KV_SHARED_V)
+    if (d->flags & ~(MOAK_KV_SHARED_V | MOAK_KV_K_ONLY))
         return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT, "desc->flags: 0x%x has bits that are not MOAK_KV_* flags",
                           d->flags);
+    if (d->flags & MOAK_KV_K_ONLY) {
+        if (d->flags & MOAK_KV_SHARED_V)
+            return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT,
+                              "desc->flags: MOAK_KV_K_ONLY and MOAK_KV_SHARED_V exclude each other (a K-only cache has "
+                              "no V to share)");
+        if (d->head_dim_v != 0)
+            return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT,
+                              "desc->head_dim_v: %d must be 0 with MOAK_KV_K_ONLY (the cache holds no V)",
+                              (int)d->head_dim_v);
+    } else if (d->head_dim_v < 1)
+        return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT, "desc->head_dim_v: %d must be >= 1", (int)d->head_dim_v);
     if ((d->flags & MOAK_KV_SHARED_V) && d->head_dim_v > d->head_dim_k)
         return moak_error(ctx, MOAK_ERR_SHAPE_MISMATCH,
                           "desc->head_dim_v: %d exceeds head_dim_k %d, but MOAK_KV_SHARED_V reads V from K",
@@ -57,13 +66,15 @@ static bool make_layout(const moak_kv_cache_desc *d, moak_kv_layout *l)
     l->n_kv_heads = d->n_kv_heads;
     l->head_dim_k = d->head_dim_k;
     l->head_dim_v = d->head_dim_v;
-    l->shared_v = (d->flags & MOAK_KV_SHARED_V) != 0;
+    /* K-only: shared_v with no V dims, so no V block is laid out */
+    l->k_only = (d->flags & MOAK_KV_K_ONLY) != 0;
+    l->shared_v = (d->flags & MOAK_KV_SHARED_V) != 0 || l->k_only;
     l->page_tokens = d->page_tokens ? d->page_tokens : DEFAULT_PAGE_TOKENS;
     l->n_pages = (d->max_tokens + l->page_tokens - 1) / l->page_tokens;
     if (l->n_pages > INT32_MAX)
         return false;
     l->row_bytes_k = moak_format_row_bytes(d->format, d->head_dim_k);
-    l->row_bytes_v = moak_format_row_bytes(d->format, d->head_dim_v);
+    l->row_bytes_v = l->k_only ? 0 : moak_format_row_bytes(d->format, d->head_dim_v);
     size_t k_block, v_block = 0, page;
     int64_t dims[2] = {l->n_kv_heads, l->page_tokens};
     if (!moak_count_bytes(l->row_bytes_k, 2, dims, &k_block))
@@ -104,7 +115,8 @@ static moak_status create_locked(moak_context *ctx, const moak_kv_cache_desc *d,
 
     moak_op_shape shape;
     memset(&shape, 0, sizeof(shape));
-    shape.op = MOAK_OP_ATTENTION;
+    /* An index cache goes to a backend that runs the indexer on it. */
+    shape.op = layout.k_only ? MOAK_OP_INDEXER : MOAK_OP_ATTENTION;
     shape.format = d->format;
     shape.n_kv_heads = d->n_kv_heads;
     shape.head_dim_k = d->head_dim_k;
@@ -245,7 +257,8 @@ static moak_status append_locked(moak_context *ctx, moak_kv_cache *kv, int32_t s
     const moak_kv_layout *l = &kv->layout;
     if (l->shared_v && v)
         return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT,
-                          "v: must be NULL for a MOAK_KV_SHARED_V cache (V is read from K)");
+                          l->k_only ? "v: must be NULL for a MOAK_KV_K_ONLY cache (it holds no V)"
+                                    : "v: must be NULL for a MOAK_KV_SHARED_V cache (V is read from K)");
     if (!l->shared_v)
         MOAK_CHECK_NULL(ctx, v, "v");
     size_t bytes;

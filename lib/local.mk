@@ -16,5 +16,7 @@ libmoak_la_SOURCES += \
 	lib/op_route.c \
 	lib/route_select.c \
 	lib/route_weights.c \
+	lib/topk_select.c \
+	lib/op_indexer.c \
 	lib/op_attention.c \
 	lib/op_norm_rope.c

@@ -2,18 +2,29 @@
 #include "config.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 
+/* The first version of moak_attention_desc ended with sinks; a caller built
+ * against it passes that size and gets dense attention. */
+#define ATTENTION_DESC_V1_SIZE (offsetof(moak_attention_desc, sinks) + sizeof(const float *))
+#define ATTENTION_DESC_HAS(d, field) \
+    ((d)->struct_size >= offsetof(moak_attention_desc, field) + sizeof((d)->field))
+
 static moak_status check_desc(moak_context *ctx, const moak_attention_desc *d, const moak_kv_cache *kv,
                               moak_attention_args *a)
 {
-    moak_status st = moak_check_struct_size(ctx, d->struct_size, sizeof(moak_attention_desc), "desc");
+    moak_status st = moak_check_struct_size(ctx, d->struct_size, ATTENTION_DESC_V1_SIZE, "desc");
     if (st != MOAK_OK)
         return st;
     const moak_kv_layout *l = &kv->layout;
+    if (l->k_only)
+        return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT,
+                          "kv: a MOAK_KV_K_ONLY cache holds no V, attention needs one (K-only caches are for "
+                          "moak_indexer)");
     if (d->n_heads < 1)
         return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT, "desc->n_heads: %d must be >= 1", (int)d->n_heads);
     if (d->n_heads % l->n_kv_heads)
@@ -51,12 +62,42 @@ static moak_status check_desc(moak_context *ctx, const moak_attention_desc *d, c
     a->sliding_window = d->sliding_window;
     a->softcap = d->softcap;
     a->sinks = d->sinks;
+    if (ATTENTION_DESC_HAS(d, sparse_k) && d->sparse_positions) {
+        if (d->sparse_k < 1)
+            return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT,
+                              "desc->sparse_k: %d must be >= 1 with desc->sparse_positions", (int)d->sparse_k);
+        a->sparse_positions = d->sparse_positions;
+        a->sparse_k = d->sparse_k;
+    }
+    return MOAK_OK;
+}
+
+/* Every listed position is -1 (unused) or one of its sequence's cached
+ * tokens; one pass over sum(q_lens) * sparse_k values. */
+static moak_status check_sparse_positions(moak_context *ctx, const moak_kv_cache *kv, const moak_attention_args *a,
+                                          const int32_t *q_lens)
+{
+    const int32_t k = a->sparse_k;
+    int64_t token = 0;
+    for (int32_t i = 0; i < a->n_seqs; i++) {
+        const int64_t len = kv->seq_lens[a->seq_ids[i]];
+        for (int32_t r = 0; r < q_lens[i]; r++, token++) {
+            const int32_t *list = a->sparse_positions + (size_t)token * (size_t)k;
+            for (int32_t c = 0; c < k; c++)
+                if (list[c] < -1 || list[c] >= len)
+                    return moak_error(ctx, MOAK_ERR_OUT_OF_RANGE,
+                                      "desc->sparse_positions[%lld][%d]: %d is outside sequence %d's cached tokens "
+                                      "0..%lld (-1 marks an unused slot)",
+                                      (long long)token, (int)c, (int)list[c], (int)a->seq_ids[i],
+                                      (long long)len - 1);
+        }
+    }
     return MOAK_OK;
 }
 
 /* Sequence ids in range and distinct, q_len in 0..cached length; returns the
- * query token count through *total. */
-static moak_status check_seqs(moak_context *ctx, const moak_kv_cache *kv, const int32_t *seq_ids,
+ * query token count through *total.  (Shared with moak_indexer.) */
+moak_status moak_check_query_seqs(moak_context *ctx, const moak_kv_cache *kv, const int32_t *seq_ids,
                               const int32_t *q_lens, int32_t n_seqs, int64_t *total)
 {
     unsigned char *seen = calloc((size_t)kv->max_seqs, 1);
@@ -107,7 +148,7 @@ static moak_status attention_locked(moak_context *ctx, const moak_attention_desc
     if (n_seqs < 1)
         return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT, "n_seqs: %d must be >= 1", (int)n_seqs);
     int64_t total = 0;
-    if ((st = check_seqs(ctx, kv, seq_ids, q_lens, n_seqs, &total)) != MOAK_OK)
+    if ((st = moak_check_query_seqs(ctx, kv, seq_ids, q_lens, n_seqs, &total)) != MOAK_OK)
         return st;
     size_t q_bytes, out_bytes;
     int64_t qd[3] = {total, a.n_heads, a.head_dim_k}, od[3] = {total, a.n_heads, a.head_dim_v};
@@ -115,6 +156,19 @@ static moak_status attention_locked(moak_context *ctx, const moak_attention_desc
         return moak_error(ctx, MOAK_ERR_SIZE_OVERFLOW, "q_lens: %lld query tokens overflow size_t", (long long)total);
     if (moak_ranges_overlap(q, q_bytes, out, out_bytes))
         return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT, "out: overlaps q");
+    if (a.sparse_positions) {
+        size_t list_bytes;
+        int64_t ld[2] = {total, a.sparse_k};
+        if (!moak_count_bytes(sizeof(int32_t), 2, ld, &list_bytes))
+            return moak_error(ctx, MOAK_ERR_SIZE_OVERFLOW, "desc->sparse_k: %lld query tokens x %d positions overflow "
+                              "size_t", (long long)total, (int)a.sparse_k);
+        if (moak_ranges_overlap(a.sparse_positions, list_bytes, out, out_bytes))
+            return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT, "out: overlaps desc->sparse_positions");
+        a.n_seqs = n_seqs;
+        a.seq_ids = seq_ids;
+        if ((st = check_sparse_positions(ctx, kv, &a, q_lens)) != MOAK_OK)
+            return st;
+    }
     if (total == 0)
         return MOAK_OK; /* every sequence asked for no query: nothing to write */
 
@@ -129,7 +183,9 @@ static moak_status attention_locked(moak_context *ctx, const moak_attention_desc
     shape.head_dim_v = a.head_dim_v;
     shape.features = (a.sinks ? MOAK_FEATURE_SINKS : 0) | (a.softcap > 0.0f ? MOAK_FEATURE_SOFTCAP : 0) |
                      (a.sliding_window ? MOAK_FEATURE_WINDOW : 0) |
-                     (kv->layout.shared_v ? MOAK_FEATURE_SHARED_V : 0) | (a.causal ? 0 : MOAK_FEATURE_NONCAUSAL);
+                     (kv->layout.shared_v ? MOAK_FEATURE_SHARED_V : 0) | (a.causal ? 0 : MOAK_FEATURE_NONCAUSAL) |
+                     (a.sparse_positions ? MOAK_FEATURE_SPARSE : 0);
+    shape.top_k = a.sparse_k;
     int32_t slot;
     /* Host pages can be read by any host backend; a device cache only by its owner. */
     if ((st = moak_dispatch(ctx, &shape, kv->host_layout, kv->host_layout ? -1 : kv->slot, &slot)) != MOAK_OK)

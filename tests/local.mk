@@ -137,3 +137,24 @@ tests_test_threadpool_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/lib $(HWLOC_CFLA
 tests_test_threadpool_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
 tests_test_threadpool_LDADD = $(HWLOC_LIBS) $(PTHREAD_LIBS) -lm
 tests_test_threadpool_LDFLAGS = $(TEST_LINK_FLAGS)
+
+check_PROGRAMS += tests/test_sparse_attention
+TESTS += tests/test_sparse_attention$(EXEEXT)
+tests_test_sparse_attention_SOURCES = tests/test_sparse_attention.c
+tests_test_sparse_attention_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
+tests_test_sparse_attention_LDADD = $(TEST_LIBS)
+tests_test_sparse_attention_LDFLAGS = $(TEST_LINK_FLAGS)
+
+check_PROGRAMS += tests/test_indexer
+TESTS += tests/test_indexer$(EXEEXT)
+tests_test_indexer_SOURCES = tests/test_indexer.c
+tests_test_indexer_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
+tests_test_indexer_LDADD = $(TEST_LIBS)
+tests_test_indexer_LDFLAGS = $(TEST_LINK_FLAGS)
+
+check_PROGRAMS += tests/test_bad_input_sparse
+TESTS += tests/test_bad_input_sparse$(EXEEXT)
+tests_test_bad_input_sparse_SOURCES = tests/test_bad_input_sparse.c
+tests_test_bad_input_sparse_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
+tests_test_bad_input_sparse_LDADD = $(TEST_LIBS)
+tests_test_bad_input_sparse_LDFLAGS = $(TEST_LINK_FLAGS)

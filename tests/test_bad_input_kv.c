@@ -71,6 +71,20 @@ static void shared_v_wider_than_k(void *p)
     f->desc.head_dim_v = DIM + 32;
 }
 
+static void k_only_with_v_dims(void *p)
+{
+    create_fx *f = p;
+    f->desc.flags = MOAK_KV_K_ONLY;
+    f->desc.head_dim_v = DIM;
+}
+
+static void k_only_and_shared_v(void *p)
+{
+    create_fx *f = p;
+    f->desc.flags = MOAK_KV_K_ONLY | MOAK_KV_SHARED_V;
+    f->desc.head_dim_v = 0;
+}
+
 #define FX create_fx
 static const t_bad_case create_cases[] = {
     BAD_OK("valid (Q8_0, 4 heads of 64)"),
@@ -93,6 +107,8 @@ static const t_bad_case create_cases[] = {
     BAD_FN("SHARED_V with head_dim_v > head_dim_k", shared_v_wider_than_k, MOAK_ERR_SHAPE_MISMATCH,
            "head_dim_v"),
     BAD_U32("flags: unknown bit", desc.flags, 1u << 7, MOAK_ERR_INVALID_ARGUMENT, "flags"),
+    BAD_FN("K_ONLY with head_dim_v 64", k_only_with_v_dims, MOAK_ERR_INVALID_ARGUMENT, "head_dim_v"),
+    BAD_FN("K_ONLY with SHARED_V", k_only_and_shared_v, MOAK_ERR_INVALID_ARGUMENT, "flags"),
     BAD_I32("max_seqs 0", desc.max_seqs, 0, MOAK_ERR_INVALID_ARGUMENT, "max_seqs"),
     BAD_I32("max_seqs -1", desc.max_seqs, -1, MOAK_ERR_INVALID_ARGUMENT, "max_seqs"),
     BAD_I64("max_tokens 0", desc.max_tokens, 0, MOAK_ERR_INVALID_ARGUMENT, "max_tokens"),
@@ -402,8 +418,10 @@ static const t_bad_case attn_cases[] = {
     BAD_NULL("kv NULL", kv_arg, MOAK_ERR_NULL_ARGUMENT, "kv"),
     BAD_FN("kv from another context", attn_kv_other, MOAK_ERR_INVALID_ARGUMENT, "kv"),
     BAD_SIZE("struct_size 0", desc.struct_size, 0, MOAK_ERR_STRUCT_SIZE, "struct_size"),
-    BAD_SIZE("struct_size one short", desc.struct_size, sizeof(moak_attention_desc) - 1,
-             MOAK_ERR_STRUCT_SIZE, "struct_size"),
+    /* later fields (sparse_positions) are optional: one short of the first version */
+    BAD_SIZE("struct_size one short of the first version", desc.struct_size,
+             offsetof(moak_attention_desc, sinks) + sizeof(const float *) - 1, MOAK_ERR_STRUCT_SIZE,
+             "struct_size"),
     BAD_I32("n_heads 0", desc.n_heads, 0, MOAK_ERR_INVALID_ARGUMENT, "n_heads"),
     BAD_I32("n_heads -8", desc.n_heads, -8, MOAK_ERR_INVALID_ARGUMENT, "n_heads"),
     BAD_I32("n_heads 6: 4 kv heads do not divide it", desc.n_heads, 6, MOAK_ERR_SHAPE_MISMATCH,

@@ -113,6 +113,8 @@ static bool onednn_supports(void *state, const moak_op_shape *shape, char *why, 
     }
     case MOAK_OP_ATTENTION:
         return say_no(why, why_len, "oneDNN 2.6 has no fused attention");
+    case MOAK_OP_INDEXER:
+        return say_no(why, why_len, "oneDNN 2.6 has no top-k selection for the sparse-attention indexer");
     case MOAK_OP_MOE_ROUTE:
         return say_no(why, why_len, "the onednn backend does not route (left to the hand-written backends)");
     case MOAK_OP_RMSNORM:

@@ -14,6 +14,13 @@
  * lid + lws, ... in acc_local (online softmax).  A sink starts the softmax
  * at max = sink with denominator exp(0) = 1.  Mask: causal keys <= pos,
  * sliding window keys > pos - window; only admitted keys are visited.
+ * Sparse attention (sparse_k > 0): the keys are the entries of the query's
+ * row of `positions` instead of lo..hi-1, lws entries at a time; an entry
+ * that is -1 or that the mask hides scores -INFINITY (p = 0, its V never
+ * read), a position listed twice is two terms.  A chunk with no admitted
+ * key weighs 0 and leaves the running state alone (exp(-inf - -inf) would
+ * be NaN; it still passes both barriers, like every chunk), and a
+ * query that admits none writes zeros.
  * Accuracy: f32 throughout.
  *
  * Local-memory hand-over between chunks: s_local is read only before the
@@ -65,7 +72,8 @@ MOAK_FN float load_kv1(const int fmt, global const uchar *kv, ulong at, int e)
 MOAK_FN void attention_body(const int fmt, global const uchar *kv, global const float *q,
                             global float *out, global const int *page_table,
                             global const int4 *seq_info, global const int *query_seq,
-                            global const float *sinks, int has_sinks, int n_heads,
+                            global const float *sinks, int has_sinks,
+                            global const int *positions, int sparse_k, int n_heads,
                             int n_kv_heads, int dk, int dv, float scale, int causal, int window,
                             float softcap, int page_tokens, ulong page_bytes, ulong v_offset,
                             ulong row_bytes_k, ulong row_bytes_v, int shared_v,
@@ -80,6 +88,9 @@ MOAK_FN void attention_body(const int fmt, global const uchar *kv, global const 
     const int pos = si.y - si.z + (qt - si.w);
     const int hi = causal ? pos + 1 : si.y;
     const int lo = window > 0 ? max(0, pos - window + 1) : 0;
+    /* entries e in [e_lo, e_hi): keys lo.. (dense) or the query's list (sparse) */
+    const int e_lo = sparse_k > 0 ? 0 : lo, e_hi = sparse_k > 0 ? sparse_k : hi;
+    global const int *list = positions + (ulong)qt * (ulong)max(sparse_k, 0);
     const ulong kvh = (ulong)(h / (n_heads / n_kv_heads));
     const ulong row_slot_k = row_bytes_k, row_slot_v = shared_v ? row_bytes_k : row_bytes_v;
     const ulong v_base = shared_v ? 0 : v_offset;
@@ -93,11 +104,13 @@ MOAK_FN void attention_body(const int fmt, global const uchar *kv, global const 
 
     float m = has_sinks ? sinks[h] : -INFINITY;
     float l = has_sinks ? 1.0f : 0.0f;
-    for (int j0 = lo; j0 < hi; j0 += lws) {
-        const int cnt = min(lws, hi - j0);
+    for (int j0 = e_lo; j0 < e_hi; j0 += lws) {
+        const int cnt = min(lws, e_hi - j0);
         ulong vrow = 0; /* this work-item's V row, published after the first barrier */
-        if (lid < cnt) {
-            const int j = j0 + lid;
+        const int j = sparse_k > 0 && lid < cnt ? list[j0 + lid] : j0 + lid;
+        if (lid < cnt && (j < lo || j >= hi)) {
+            s_local[lid] = -INFINITY; /* an unused or masked list entry */
+        } else if (lid < cnt) {
             const ulong page = (ulong)page_table[si.x + j / page_tokens];
             const ulong slot = (ulong)(j % page_tokens);
             const ulong k_at = page * page_bytes + (kvh * (ulong)page_tokens + slot) * row_slot_k;
@@ -118,9 +131,11 @@ MOAK_FN void attention_body(const int fmt, global const uchar *kv, global const 
         for (int c = 0; c < cnt; c++)
             chunk_max = fmax(chunk_max, s_local[c]);
         const float m_new = fmax(m, chunk_max);
-        const float alpha = exp(m - m_new);
+        /* nothing admitted so far (sparse): keep the state, weigh the chunk 0 */
+        const bool none = m_new == -INFINITY;
+        const float alpha = none ? 1.0f : exp(m - m_new);
         if (lid < cnt) {
-            p_local[lid] = exp(s_local[lid] - m_new);
+            p_local[lid] = none ? 0.0f : exp(s_local[lid] - m_new);
             vrow_local[lid] = vrow;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
@@ -131,28 +146,31 @@ MOAK_FN void attention_body(const int fmt, global const uchar *kv, global const 
         for (int d = lid; d < dv; d += lws) {
             float a = acc_local[d] * alpha;
             for (int c = 0; c < cnt; c++)
-                a += p_local[c] * load_kv1(fmt, kv, vrow_local[c], d);
+                if (p_local[c] != 0.0f) /* a hidden entry's vrow is not a row */
+                    a += p_local[c] * load_kv1(fmt, kv, vrow_local[c], d);
             acc_local[d] = a;
         }
         m = m_new;
     }
     global float *orow = out + ((ulong)qt * (ulong)n_heads + (ulong)h) * (ulong)dv;
     for (int d = lid; d < dv; d += lws)
-        orow[d] = acc_local[d] / l;
+        orow[d] = l > 0.0f ? acc_local[d] / l : 0.0f;
 }
 
 #define MOAK_ATTENTION_KERNEL(name, fmt)                                                       \
     kernel void name(global const uchar *kv, global const float *q, global float *out,         \
                      global const int *page_table, global const int4 *seq_info,                \
                      global const int *query_seq, global const float *sinks, int has_sinks,    \
-                     int n_heads, int n_kv_heads, int dk, int dv, float scale, int causal,     \
+                     global const int *positions, int sparse_k, int n_heads,                   \
+                     int n_kv_heads, int dk, int dv, float scale, int causal,                  \
                      int window, float softcap, int page_tokens, ulong page_bytes,             \
                      ulong v_offset, ulong row_bytes_k, ulong row_bytes_v, int shared_v,       \
                      local float *q_local, local float *s_local, local float *p_local,         \
                      local ulong *vrow_local, local float *acc_local)                          \
     {                                                                                          \
         attention_body(fmt, kv, q, out, page_table, seq_info, query_seq, sinks, has_sinks,     \
-                       n_heads, n_kv_heads, dk, dv, scale, causal, window, softcap,            \
+                       positions, sparse_k, n_heads, n_kv_heads, dk, dv, scale, causal,        \
+                       window, softcap,                                                        \
                        page_tokens, page_bytes, v_offset, row_bytes_k, row_bytes_v, shared_v,  \
                        q_local, s_local, p_local, vrow_local, acc_local);                      \
     }

@@ -9,6 +9,7 @@ OPENCL_CL_FILES = \
 	backends/opencl/moe.cl \
 	backends/opencl/route.cl \
 	backends/opencl/attention.cl \
+	backends/opencl/indexer.cl \
 	backends/opencl/norm_rope.cl
 EXTRA_DIST += $(OPENCL_CL_FILES) backends/opencl/embed_cl.sh
 
@@ -28,6 +29,7 @@ backends_opencl_libmoak_opencl_la_SOURCES = \
 	backends/opencl/opencl_moe.c \
 	backends/opencl/opencl_route.c \
 	backends/opencl/opencl_attention.c \
+	backends/opencl/opencl_indexer.c \
 	backends/opencl/opencl_norm_rope.c
 nodist_backends_opencl_libmoak_opencl_la_SOURCES = backends/opencl/opencl_kernel_sources.c
 backends_opencl_libmoak_opencl_la_CPPFLAGS = $(AM_CPPFLAGS) \

@@ -3,13 +3,14 @@
  * one work-group per (query head, query token).  The host sends, per call,
  * the page tables of the sequences involved (concatenated), one int4 per
  * sequence (first page-table entry, cached length, q_len, first query
- * token) and the sequence of every query token.
+ * token) and the sequence of every query token; sparse attention adds the
+ * position lists as they are ([total][sparse_k], validated by the core).
  */
 #include "opencl_internal.h"
 
 #include <stdlib.h>
 
-static int kv_kernel_index(moak_format format)
+int ocl_kv_kernel_index(moak_format format)
 {
     switch (format) {
     case MOAK_FORMAT_F32: return 0;
@@ -26,74 +27,76 @@ size_t ocl_attention_local_bytes(int32_t head_dim_k, int32_t head_dim_v, size_t 
            lws * sizeof(cl_ulong);
 }
 
-typedef struct attention_plan {
-    cl_int *seq_info;            /* [n_seqs][4] */
-    cl_int *query_seq;           /* [total] */
-    cl_int *page_table;          /* concatenated */
-    size_t n_pages;
-} attention_plan;
-
-static bool make_plan(const moak_attention_args *a, int64_t total, attention_plan *plan)
+bool ocl_seq_plan_make(const moak_kv_view *kv, int32_t n_seqs, const int32_t *seq_ids,
+                       const int32_t *q_lens, const int64_t *q_offsets, ocl_seq_plan *plan)
 {
-    const moak_kv_view *kv = a->kv;
     const int64_t page_tokens = kv->layout->page_tokens;
+    const int64_t total = q_offsets[n_seqs];
     size_t n_pages = 0;
-    for (int32_t i = 0; i < a->n_seqs; i++)
-        n_pages += (size_t)((kv->seq_lens[a->seq_ids[i]] + page_tokens - 1) / page_tokens);
-    plan->seq_info = malloc((size_t)a->n_seqs * 4 * sizeof(cl_int));
-    plan->query_seq = malloc((size_t)total * sizeof(cl_int));
+    for (int32_t i = 0; i < n_seqs; i++)
+        n_pages += (size_t)((kv->seq_lens[seq_ids[i]] + page_tokens - 1) / page_tokens);
+    plan->seq_info = malloc((size_t)n_seqs * 4 * sizeof(cl_int));
+    plan->query_seq = malloc((size_t)(total ? total : 1) * sizeof(cl_int));
     plan->page_table = malloc((n_pages ? n_pages : 1) * sizeof(cl_int));
     plan->n_pages = n_pages ? n_pages : 1;
     if (!plan->seq_info || !plan->query_seq || !plan->page_table)
         return false;
     plan->page_table[0] = 0;
     size_t at = 0;
-    for (int32_t i = 0; i < a->n_seqs; i++) {
-        const int32_t seq = a->seq_ids[i];
+    for (int32_t i = 0; i < n_seqs; i++) {
+        const int32_t seq = seq_ids[i];
         const int64_t len = kv->seq_lens[seq];
         const size_t pages = (size_t)((len + page_tokens - 1) / page_tokens);
         plan->seq_info[4 * i + 0] = (cl_int)at;
         plan->seq_info[4 * i + 1] = (cl_int)len;
-        plan->seq_info[4 * i + 2] = a->q_lens[i];
-        plan->seq_info[4 * i + 3] = (cl_int)a->q_offsets[i];
+        plan->seq_info[4 * i + 2] = q_lens[i];
+        plan->seq_info[4 * i + 3] = (cl_int)q_offsets[i];
         for (size_t p = 0; p < pages; p++)
             plan->page_table[at + p] = kv->page_tables[seq][p];
         at += pages;
-        for (int64_t q = a->q_offsets[i]; q < a->q_offsets[i + 1]; q++)
+        for (int64_t q = q_offsets[i]; q < q_offsets[i + 1]; q++)
             plan->query_seq[q] = i;
     }
     return true;
 }
 
-static void free_plan(attention_plan *plan)
+void ocl_seq_plan_free(ocl_seq_plan *plan)
 {
     free(plan->seq_info);
     free(plan->query_seq);
     free(plan->page_table);
 }
 
+moak_status ocl_seq_plan_send(ocl_call *call, const ocl_seq_plan *plan, int32_t n_seqs, int64_t total,
+                              cl_mem *seq_info, cl_mem *query_seq, cl_mem *page_table)
+{
+    moak_status s = ocl_input(call, OCL_SCRATCH_IN1, plan->seq_info, (size_t)n_seqs * 4 * sizeof(cl_int),
+                              seq_info);
+    if (s == MOAK_OK)
+        s = ocl_input(call, OCL_SCRATCH_IN2, plan->query_seq, (size_t)total * sizeof(cl_int), query_seq);
+    if (s == MOAK_OK)
+        s = ocl_input(call, OCL_SCRATCH_IN3, plan->page_table, plan->n_pages * sizeof(cl_int), page_table);
+    return s;
+}
+
 static moak_status run(ocl_state *st, ocl_call *call, const moak_attention_args *a, int64_t total,
-                       const attention_plan *plan, cl_mem *out)
+                       const ocl_seq_plan *plan, cl_mem *out)
 {
     const moak_kv_layout *l = a->kv->layout;
     const ocl_kv *kv = a->kv->storage;
     const size_t lws = st->lws_attention;
-    cl_mem q, seq_info, query_seq, page_table, sinks = st->dummy;
+    cl_mem q, seq_info, query_seq, page_table, sinks = st->dummy, positions = st->dummy;
     moak_status s = ocl_input(call, OCL_SCRATCH_IN0, a->q,
                               (size_t)total * (size_t)a->n_heads * (size_t)a->head_dim_k *
                                   sizeof(float),
                               &q);
     if (s == MOAK_OK)
-        s = ocl_input(call, OCL_SCRATCH_IN1, plan->seq_info, (size_t)a->n_seqs * 4 * sizeof(cl_int),
-                      &seq_info);
-    if (s == MOAK_OK)
-        s = ocl_input(call, OCL_SCRATCH_IN2, plan->query_seq, (size_t)total * sizeof(cl_int),
-                      &query_seq);
-    if (s == MOAK_OK)
-        s = ocl_input(call, OCL_SCRATCH_IN3, plan->page_table, plan->n_pages * sizeof(cl_int),
-                      &page_table);
+        s = ocl_seq_plan_send(call, plan, a->n_seqs, total, &seq_info, &query_seq, &page_table);
     if (s == MOAK_OK && a->sinks)
         s = ocl_input(call, OCL_SCRATCH_IN4, a->sinks, (size_t)a->n_heads * sizeof(float), &sinks);
+    if (s == MOAK_OK && a->sparse_positions)
+        s = ocl_input(call, OCL_SCRATCH_IN5, a->sparse_positions,
+                      (size_t)total * (size_t)a->sparse_k * sizeof(cl_int), &positions);
     if (s == MOAK_OK)
         s = ocl_scratch(st, OCL_SCRATCH_OUT0,
                         (size_t)total * (size_t)a->n_heads * (size_t)a->head_dim_v * sizeof(float),
@@ -102,7 +105,7 @@ static moak_status run(ocl_state *st, ocl_call *call, const moak_attention_args 
         return s;
 
     ocl_args k;
-    ocl_args_begin(&k, st->k.attention[kv_kernel_index(l->format)], "attention");
+    ocl_args_begin(&k, st->k.attention[ocl_kv_kernel_index(l->format)], "attention");
     ocl_arg_mem(&k, kv->pages);
     ocl_arg_mem(&k, q);
     ocl_arg_mem(&k, *out);
@@ -111,6 +114,8 @@ static moak_status run(ocl_state *st, ocl_call *call, const moak_attention_args 
     ocl_arg_mem(&k, query_seq);
     ocl_arg_mem(&k, sinks);
     ocl_arg_int(&k, a->sinks != NULL);
+    ocl_arg_mem(&k, positions);
+    ocl_arg_int(&k, a->sparse_positions ? a->sparse_k : 0);
     ocl_arg_int(&k, a->n_heads);
     ocl_arg_int(&k, a->n_kv_heads);
     ocl_arg_int(&k, a->head_dim_k);
@@ -139,15 +144,15 @@ moak_status ocl_attention(void *state, const moak_attention_args *args)
     const int64_t total = args->q_offsets[args->n_seqs];
     if (total == 0)
         return MOAK_OK;
-    if (kv_kernel_index(args->kv->layout->format) < 0 || args->kv->host_layout)
+    if (ocl_kv_kernel_index(args->kv->layout->format) < 0 || args->kv->host_layout)
         return ocl_error(st, MOAK_ERR_UNSUPPORTED, "attention needs an OpenCL KV cache of F32, F16, "
                                                    "BF16 or Q8_0");
     moak_status status = ocl_program_ensure(st);
     if (status != MOAK_OK)
         return status;
-    attention_plan plan = {NULL, NULL, NULL, 0};
-    if (!make_plan(args, total, &plan)) {
-        free_plan(&plan);
+    ocl_seq_plan plan = {NULL, NULL, NULL, 0};
+    if (!ocl_seq_plan_make(args->kv, args->n_seqs, args->seq_ids, args->q_lens, args->q_offsets, &plan)) {
+        ocl_seq_plan_free(&plan);
         return ocl_error(st, MOAK_ERR_OUT_OF_MEMORY, "out of host memory planning attention");
     }
     ocl_call call;
@@ -161,6 +166,6 @@ moak_status ocl_attention(void *state, const moak_attention_args *args)
         status = ocl_read_outputs(&call, 1, &out, &dst, &bytes);
     }
     status = ocl_call_end(&call, status);
-    free_plan(&plan);
+    ocl_seq_plan_free(&plan);
     return status;
 }

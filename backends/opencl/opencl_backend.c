@@ -163,9 +163,25 @@ static bool ocl_supports(void *state, const moak_op_shape *s, char *why, size_t 
                      (unsigned long long)st->dev.local_mem);
             return false;
         }
+        if ((s->features & MOAK_FEATURE_SPARSE) &&
+            !fits(st, m * (double)s->top_k * (double)sizeof(cl_int), "the position lists", why, why_len))
+            return false;
         return fits(st, m * (double)s->n_heads * (double)s->head_dim_k * f, "the queries", why,
                     why_len) &&
                fits(st, m * (double)s->n_heads * (double)s->head_dim_v * f, "the output", why,
+                    why_len);
+    }
+    case MOAK_OP_INDEXER: {
+        if (s->format != MOAK_FORMAT_F32 && s->format != MOAK_FORMAT_F16 &&
+            s->format != MOAK_FORMAT_BF16 && s->format != MOAK_FORMAT_Q8_0) {
+            snprintf(why, why_len, "KV format %s is not F32, F16, BF16 or Q8_0",
+                     moak_format_name(s->format) ? moak_format_name(s->format) : "?");
+            return false;
+        }
+        /* the scores buffer, [tokens][cached length], depends on lengths
+         * not known here: a buffer beyond the device's limit fails in the op
+         * as MOAK_ERR_BACKEND, with nothing written */
+        return fits(st, m * (double)s->n_heads * (double)s->head_dim_k * f, "the queries", why,
                     why_len);
     }
     case MOAK_OP_RMSNORM:
@@ -197,6 +213,7 @@ const moak_backend_ops moak_backend_opencl = {
     .moe_ffn = ocl_moe_ffn,
     .moe_route = ocl_moe_route,
     .attention = ocl_attention,
+    .indexer = ocl_indexer,
     .rmsnorm = ocl_rmsnorm,
     .rope = ocl_rope,
     .list_devices = moak_opencl_list_devices,

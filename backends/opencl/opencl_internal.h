@@ -106,6 +106,7 @@ typedef struct ocl_kernels {
     cl_kernel moe_combine;
     cl_kernel moe_route;
     cl_kernel attention[OCL_KV_FORMATS];
+    cl_kernel indexer[OCL_KV_FORMATS];
     cl_kernel rmsnorm;
     cl_kernel rope;
 } ocl_kernels;
@@ -245,6 +246,26 @@ moak_status ocl_attention(void *state, const moak_attention_args *args);
 /* Local memory one attention work-group needs (q, acc, scores,
  * probabilities, V row offsets). */
 size_t ocl_attention_local_bytes(int32_t head_dim_k, int32_t head_dim_v, size_t lws);
+moak_status ocl_indexer(void *state, const moak_indexer_args *args);
+/* 0..3 for the KV formats F32, F16, BF16, Q8_0 (the kernels' order); -1 otherwise. */
+int ocl_kv_kernel_index(moak_format format);
+
+/* What attention and the indexer send about their sequences: the page
+ * tables of the sequences involved (concatenated), one int4 per sequence
+ * (first page-table entry, cached length, q_len, first query token) and the
+ * sequence of every query token (opencl_attention.c). */
+typedef struct ocl_seq_plan {
+    cl_int *seq_info;            /* [n_seqs][4] */
+    cl_int *query_seq;           /* [total] */
+    cl_int *page_table;          /* concatenated */
+    size_t n_pages;
+} ocl_seq_plan;
+bool ocl_seq_plan_make(const moak_kv_view *kv, int32_t n_seqs, const int32_t *seq_ids,
+                       const int32_t *q_lens, const int64_t *q_offsets, ocl_seq_plan *plan);
+void ocl_seq_plan_free(ocl_seq_plan *plan);
+/* Send the plan as three inputs (scratch slots IN1..IN3). */
+moak_status ocl_seq_plan_send(ocl_call *call, const ocl_seq_plan *plan, int32_t n_seqs, int64_t total,
+                              cl_mem *seq_info, cl_mem *query_seq, cl_mem *page_table);
 moak_status ocl_rmsnorm(void *state, const moak_rmsnorm_args *args);
 moak_status ocl_rope(void *state, const moak_rope_args *args);
 

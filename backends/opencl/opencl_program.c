@@ -271,6 +271,10 @@ static cl_int create_kernels(ocl_state *st)
     for (int f = 0; f < OCL_KV_FORMATS && err == CL_SUCCESS; f++) {
         snprintf(name, sizeof(name), "attention_%s", format_suffix[f]);
         err = create_kernel(st, &k->attention[f], name);
+        if (err == CL_SUCCESS) {
+            snprintf(name, sizeof(name), "indexer_%s", format_suffix[f]);
+            err = create_kernel(st, &k->indexer[f], name);
+        }
     }
     if (err == CL_SUCCESS)
         err = create_kernel(st, &k->moe_combine, "moe_combine");
@@ -293,6 +297,7 @@ static cl_int create_kernels(ocl_state *st)
     st->lws_attention = fit_work_group(st, k->attention, OCL_KV_FORMATS, want);
     const cl_kernel flat[] = {k->moe_combine, k->moe_route, k->rope};
     st->lws_flat = fit_work_group(st, flat, 3, 64);
+    st->lws_flat = fit_work_group(st, k->indexer, OCL_KV_FORMATS, st->lws_flat);
     return CL_SUCCESS;
 }
 

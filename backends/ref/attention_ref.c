@@ -13,6 +13,10 @@
  * mass on the sink, whose value is zero; without one there is nothing to
  * average, and zeros are the defined result).
  *
+ * Sparse attention (sparse_positions): the keys are those listed in the
+ * query's row of sparse_positions, in list order, that the same mask admits
+ * (-1 slots skipped); a position listed twice is two terms of the sums.
+ *
  * K and V rows are dequantized to float32 with moak_dequantize_row.  With
  * shared_v the V of a token is the first head_dim_v elements of its K row.
  * One task computes one (query token, query head) output row.
@@ -25,8 +29,8 @@
 typedef struct attention_job {
     const moak_attention_args *args;
     int32_t heads_per_kv_head;
-    int64_t max_len;             /* longest cached sequence that has queries */
-    /* per thread: scores [max_len] then acc [head_dim_v] as doubles, and
+    int64_t max_keys;            /* the longest cached sequence that has queries, or sparse_k */
+    /* per thread: scores [max_keys] then acc [head_dim_v] as doubles, and
      * one K row then one V row as floats */
     double *scratch_d;
     size_t doubles_per_thread;
@@ -65,20 +69,11 @@ static void kv_load_v(const moak_kv_view *kv, int32_t seq, int64_t j, int32_t kv
     moak_dequantize_row(lay->format, row, lay->head_dim_v, dst);
 }
 
-/* The sequence index i with q_offsets[i] <= token < q_offsets[i + 1]. */
-static int32_t sequence_of_token(const moak_attention_args *args, int64_t token)
+/* A sparse list entry's key, or -1 when it is unused (-1) or outside the
+ * mask's [first, last]. */
+static int64_t key_of_entry(int32_t listed, int64_t first, int64_t last)
 {
-    int32_t lo = 0, hi = args->n_seqs - 1;
-    while (lo < hi) {
-        const int32_t mid = lo + (hi - lo + 1) / 2;
-        if (args->q_offsets[mid] <= token)
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
-    /* Sequences with q_len 0 share their offset with the next one; the
-     * search lands on the last of those, which is the one holding token. */
-    return lo;
+    return listed >= first && listed <= last ? listed : -1;
 }
 
 static void attention_task(void *arg, int64_t task, int32_t thread)
@@ -91,7 +86,7 @@ static void attention_task(void *arg, int64_t task, int32_t thread)
     const int32_t kv_head = head / job->heads_per_kv_head;
     const int32_t dk = args->head_dim_k, dv = args->head_dim_v;
 
-    const int32_t i = sequence_of_token(args, token);
+    const int32_t i = ref_sequence_of_token(args->q_offsets, args->n_seqs, token);
     const int32_t seq = args->seq_ids[i];
     const int64_t len = kv->seq_lens[seq];
     const int64_t pos = len - args->q_lens[i] + (token - args->q_offsets[i]);
@@ -103,38 +98,55 @@ static void attention_task(void *arg, int64_t task, int32_t thread)
     if (args->sliding_window > 0 && pos - args->sliding_window + 1 > first)
         first = pos - args->sliding_window + 1;
 
+    /* The keys visited, as n_keys entries: key e is first + e (dense) or the
+     * list's e-th entry, -1 when the mask hides it (sparse). */
+    const int32_t *list = NULL;
+    int64_t n_keys = last - first + 1;
+    if (args->sparse_positions) {
+        list = args->sparse_positions + (size_t)token * (size_t)args->sparse_k;
+        n_keys = args->sparse_k;
+    }
+
     double *scores = job->scratch_d + (size_t)thread * job->doubles_per_thread;
-    double *acc = scores + job->max_len;
+    double *acc = scores + job->max_keys;
     float *k_row = job->scratch_f + (size_t)thread * job->floats_per_thread;
     float *v_row = k_row + dk;
     const float *q_row = args->q + ((size_t)token * (size_t)args->n_heads + (size_t)head) * (size_t)dk;
     float *out = args->out + ((size_t)token * (size_t)args->n_heads + (size_t)head) * (size_t)dv;
 
     const bool has_sink = args->sinks != NULL;
-    if (first > last && !has_sink) {
-        for (int32_t d = 0; d < dv; d++)
-            out[d] = 0.0f;
-        return;
-    }
 
     /* pass 1: logits and their maximum */
     double max = has_sink ? (double)args->sinks[head] : -INFINITY;
-    for (int64_t j = first; j <= last; j++) {
+    int64_t visible = 0;
+    for (int64_t e = 0; e < n_keys; e++) {
+        const int64_t j = list ? key_of_entry(list[e], first, last) : first + e;
+        if (j < 0)
+            continue;
+        visible++;
         moak_dequantize_row(kv->layout->format, kv_k_row(kv, seq, j, kv_head), dk, k_row);
         double s = (double)args->scale * ref_dot(q_row, k_row, dk);
         if (args->softcap != 0.0f)
             s = (double)args->softcap * tanh(s / (double)args->softcap);
-        scores[j - first] = s;
+        scores[e] = s;
         if (s > max)
             max = s;
+    }
+    if (visible == 0 && !has_sink) {
+        for (int32_t d = 0; d < dv; d++)
+            out[d] = 0.0f;
+        return;
     }
 
     /* pass 2: softmax weights and the weighted sum of V */
     double denom = has_sink ? exp((double)args->sinks[head] - max) : 0.0;
     for (int32_t d = 0; d < dv; d++)
         acc[d] = 0.0;
-    for (int64_t j = first; j <= last; j++) {
-        const double weight = exp(scores[j - first] - max);
+    for (int64_t e = 0; e < n_keys; e++) {
+        const int64_t j = list ? key_of_entry(list[e], first, last) : first + e;
+        if (j < 0)
+            continue;
+        const double weight = exp(scores[e] - max);
         denom += weight;
         kv_load_v(kv, seq, j, kv_head, v_row);
         for (int32_t d = 0; d < dv; d++)
@@ -164,8 +176,8 @@ moak_status ref_attention(void *state, const moak_attention_args *args)
     attention_job job;
     job.args = args;
     job.heads_per_kv_head = args->n_heads / args->n_kv_heads;
-    job.max_len = max_len;
-    job.doubles_per_thread = (size_t)max_len + (size_t)args->head_dim_v;
+    job.max_keys = args->sparse_positions ? args->sparse_k : max_len;
+    job.doubles_per_thread = (size_t)job.max_keys + (size_t)args->head_dim_v;
     job.floats_per_thread = (size_t)args->head_dim_k + (size_t)args->head_dim_v;
     job.scratch_d = ref_alloc_per_thread(st, job.doubles_per_thread, sizeof(double));
     job.scratch_f = ref_alloc_per_thread(st, job.floats_per_thread, sizeof(float));

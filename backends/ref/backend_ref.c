@@ -192,6 +192,7 @@ const moak_backend_ops moak_backend_ref = {
     .moe_ffn = ref_moe_ffn,
     .moe_route = ref_moe_route,
     .attention = ref_attention,
+    .indexer = ref_indexer,
     .rmsnorm = ref_rmsnorm,
     .rope = ref_rope,
 };

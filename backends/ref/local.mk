@@ -7,4 +7,5 @@ libmoak_la_SOURCES += \
 	backends/ref/moe_ref.c \
 	backends/ref/route_ref.c \
 	backends/ref/attention_ref.c \
+	backends/ref/indexer_ref.c \
 	backends/ref/norm_rope_ref.c

@@ -72,11 +72,28 @@ double ref_dot(const float *a, const float *b, int64_t n);
 
 /* ---- the ops (one file each) ---------------------------------------------- */
 
+/* Attention and the indexer: the sequence index i with q_offsets[i] <=
+ * token < q_offsets[i + 1].  Sequences with q_len 0 share their offset with
+ * the next one; the search lands on the last of those, which holds token. */
+static inline int32_t ref_sequence_of_token(const int64_t *q_offsets, int32_t n_seqs, int64_t token)
+{
+    int32_t lo = 0, hi = n_seqs - 1;
+    while (lo < hi) {
+        const int32_t mid = lo + (hi - lo + 1) / 2;
+        if (q_offsets[mid] <= token)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
 moak_status ref_matmul(void *state, const moak_matmul_args *args);
 moak_status ref_moe_ffn(void *state, const moak_moe_args *args);
 moak_status ref_moe_route(void *state, const moak_route_args *args);
 moak_status ref_attention(void *state, const moak_attention_args *args);
 moak_status ref_rmsnorm(void *state, const moak_rmsnorm_args *args);
 moak_status ref_rope(void *state, const moak_rope_args *args);
+moak_status ref_indexer(void *state, const moak_indexer_args *args);
 
 #endif /* MOAK_BACKENDS_REF_INTERNAL_H */

@@ -184,12 +184,18 @@ static bool neon_supports(void *state, const moak_op_shape *shape, char *why, si
             return decline(why, why_len, "neon: unknown MoE activation %d", (int)shape->variant);
         return true;
     case MOAK_OP_ATTENTION:
+        /* Sparse attention and the indexer wait for the one CPU attention
+         * body (issue 11): until it has the position gather, ref runs them. */
+        if (shape->features & MOAK_FEATURE_SPARSE)
+            return decline(why, why_len, "neon: sparse attention (a position list) is not in the kernels yet");
         if (shape->format != MOAK_FORMAT_F32 && shape->format != MOAK_FORMAT_F16 &&
             shape->format != MOAK_FORMAT_BF16 && shape->format != MOAK_FORMAT_Q8_0)
             return decline(why, why_len, "neon: no attention over %s KV",
                            moak_format_name(shape->format) ? moak_format_name(shape->format)
                                                            : "(unknown format)");
         return true;
+    case MOAK_OP_INDEXER:
+        return decline(why, why_len, "neon: no indexer kernel yet (the sparse-attention indexer runs on ref)");
     case MOAK_OP_MOE_ROUTE:
         if (shape->variant < MOAK_ROUTE_SOFTMAX_TOPK || shape->variant > MOAK_ROUTE_SIGMOID_TOPK)
             return decline(why, why_len, "neon: unknown routing method %d", (int)shape->variant);

@@ -24,11 +24,22 @@ static bool decline(const moak_x86_state *st, char *why, size_t why_len, const c
     return false;
 }
 
+static bool say_no(char *why, size_t why_len, const char *reason)
+{
+    if (why && why_len)
+        snprintf(why, why_len, "%s", reason);
+    return false;
+}
+
 bool moak_x86_supports_attention_misc(const moak_x86_state *st, const moak_op_shape *shape,
                                       char *why, size_t why_len)
 {
     switch (shape->op) {
     case MOAK_OP_ATTENTION:
+        /* Sparse attention and the indexer wait for the one CPU attention
+         * body (issue 11): until it has the position gather, ref runs them. */
+        if (shape->features & MOAK_FEATURE_SPARSE)
+            return say_no(why, why_len, "sparse attention (a position list) is not in the x86 attention kernels yet");
         /* F32, F16 (F16C / vcvtph2ps), BF16 (shift) and Q8_0 (dequantized
          * on the fly) are read directly from the pages */
         switch (shape->format) {
@@ -40,6 +51,8 @@ bool moak_x86_supports_attention_misc(const moak_x86_state *st, const moak_op_sh
         default:
             return decline(st, why, why_len, "KV format", (long)shape->format);
         }
+    case MOAK_OP_INDEXER:
+        return say_no(why, why_len, "no x86 indexer kernel yet (the sparse-attention indexer runs on ref)");
     case MOAK_OP_MOE_ROUTE:
         if (shape->variant < MOAK_ROUTE_SOFTMAX_TOPK || shape->variant > MOAK_ROUTE_SIGMOID_TOPK)
             return decline(st, why, why_len, "routing method", (long)shape->variant);
