@@ -60,6 +60,7 @@ typedef struct runner {
     int n_inst, cap_inst;
     int64_t *inst_calls;         /* calls each instance has run (layer positions) */
     double inst_bytes;           /* cycled through by one instance */
+    double inst_mem;             /* memory of one instance when more than inst_bytes (0 = the same) */
     int64_t calls;
 
     /* Activations and outputs. */
@@ -75,6 +76,10 @@ typedef struct runner {
     float *k_src, *v_src;        /* one sequence's K/V, appended to every instance */
     float *q, *out;
     float *sinks;                /* [n_heads] when the workload has sinks */
+    /* Sparse attention, indexer, dsa. */
+    moak_kv_cache *kv_index;     /* K-only index keys */
+    float *idx_k_src, *idx_q, *idx_w;
+    int32_t *positions;          /* [sparse_k]: fixed (sparse attention) or the indexer's (dsa) */
 
     /* Layer buffers. */
     float *xn, *qkv, *att, *o_proj, *x2, *logits, *gamma, *qk_gamma;
@@ -258,6 +263,20 @@ static void create_cache(runner *r, moak_format f, int32_t n_kv, int32_t dk, int
     check(r, moak_kv_cache_create(r->ctx, &d, &r->kv), "moak_kv_cache_create");
 }
 
+static void create_index_cache(runner *r, moak_format f, int32_t dim, int64_t tokens_per_seq)
+{
+    enum { PAGE = 64 };
+    moak_kv_cache_desc d = MOAK_KV_CACHE_DESC_INIT;
+    d.format = f;
+    d.n_kv_heads = 1;
+    d.head_dim_k = dim;
+    d.max_seqs = r->cap_inst;
+    d.page_tokens = PAGE;
+    d.max_tokens = (int64_t)r->cap_inst * ((tokens_per_seq + PAGE - 1) / PAGE * PAGE);
+    d.flags = MOAK_KV_K_ONLY;
+    check(r, moak_kv_cache_create(r->ctx, &d, &r->kv_index), "moak_kv_cache_create(index keys)");
+}
+
 static void setup_attention(runner *r)
 {
     const bench_workload *w = r->w;
@@ -270,6 +289,59 @@ static void setup_attention(runner *r)
     if (w->sinks)
         r->sinks = random_floats(r, w->n_heads, -1.0f, 1.0f);
     r->inst_bytes = kv_seq_bytes(r->f, w->n_kv_heads, w->head_dim_k, w->head_dim_v, w->shared_v, L);
+}
+
+/* Sparse attention: sparse_k distinct positions of the cache in random
+ * order (an indexer's list is in score order, unrelated to position). */
+static void make_positions(runner *r)
+{
+    const bench_workload *w = r->w;
+    r->positions = alloc_or_fail(r, (size_t)w->sparse_k * sizeof(int32_t));
+    int32_t *all = alloc_or_fail(r, (size_t)w->cached * sizeof(int32_t));
+    if (!r->failed) {
+        for (int64_t j = 0; j < w->cached; j++)
+            all[j] = (int32_t)j;
+        for (int32_t e = 0; e < w->sparse_k; e++) {
+            if (e >= w->cached) {
+                r->positions[e] = -1;
+                continue;
+            }
+            int64_t o = tool_rng_range(&r->rng, e, w->cached - 1);
+            int32_t t = all[e];
+            all[e] = all[o];
+            all[o] = t;
+            r->positions[e] = all[e];
+        }
+    }
+    free(all);
+}
+
+static void setup_indexer(runner *r)
+{
+    const bench_workload *w = r->w;
+    r->idx_k_src = random_floats(r, w->cached * w->index_dim, -1.0f, 1.0f);
+    r->idx_q = random_floats(r, (int64_t)w->index_heads * w->index_dim, -1.0f, 1.0f);
+    r->idx_w = random_floats(r, w->index_heads, -1.0f, 1.0f);
+    r->positions = alloc_or_fail(r, (size_t)w->sparse_k * sizeof(int32_t));
+    r->out = alloc_or_fail(r, (size_t)w->sparse_k * sizeof(float)); /* the scores */
+    r->inst_bytes = (double)w->cached * (double)moak_format_row_bytes(r->f, w->index_dim);
+}
+
+/* dsa: the indexer's index keys and the MLA cache; a call reads all index
+ * keys but only sparse_k rows of the MLA cache, so an instance holds more
+ * memory than a call cycles through. */
+static void setup_dsa(runner *r)
+{
+    const bench_workload *w = r->w;
+    setup_indexer(r);
+    free(r->out);
+    r->out = NULL;
+    setup_attention(r);
+    const double index_bytes = (double)w->cached * (double)moak_format_row_bytes(r->f, w->index_dim);
+    const double kv_row = kv_seq_bytes(r->f, w->n_kv_heads, w->head_dim_k, w->head_dim_v, w->shared_v, 1);
+    const int64_t read = w->sparse_k < w->cached ? w->sparse_k : w->cached;
+    r->inst_mem = index_bytes + (double)w->cached * kv_row;
+    r->inst_bytes = index_bytes + (double)read * kv_row;
 }
 
 static void setup_layer(runner *r)
@@ -322,9 +394,12 @@ static void add_instance(runner *r)
         check(r, moak_weight_create(r->ctx, &d, &r->weights[(size_t)i * MAX_WEIGHTS + (size_t)k]),
               "moak_weight_create");
     }
+    if (r->kv_index && !r->failed)
+        check(r, moak_kv_cache_append(r->ctx, r->kv_index, i, w->cached, r->idx_k_src, NULL),
+              "moak_kv_cache_append(index keys)");
     if (r->kv && !r->failed) {
         /* The same tokens in every sequence: distinct pages, the same reads. */
-        if (w->kind == BENCH_ATTENTION)
+        if (w->kind == BENCH_ATTENTION || w->kind == BENCH_DSA)
             check(r, moak_kv_cache_append(r->ctx, r->kv, i, w->cached, r->k_src, w->shared_v ? NULL : r->v_src),
                   "moak_kv_cache_append");
         else
@@ -417,7 +492,22 @@ static void call_once(runner *r, bool first)
                           r->ids + (size_t)group * (size_t)(w->tokens * w->top_k), r->route_w, r->y);
         break;
     }
-    case BENCH_ATTENTION: {
+    case BENCH_ATTENTION:
+    case BENCH_INDEXER:
+    case BENCH_DSA: {
+        int32_t seq = inst, q_len = (int32_t)w->q_len;
+        if (w->kind != BENCH_ATTENTION) {
+            moak_indexer_desc x = MOAK_INDEXER_DESC_INIT;
+            x.n_heads = w->index_heads;
+            x.head_dim = w->index_dim;
+            x.top_k = w->sparse_k;
+            st = moak_indexer(r->ctx, &x, r->kv_index, &seq, &q_len, 1, r->idx_q, r->idx_w, r->positions,
+                              w->kind == BENCH_INDEXER ? r->out : NULL);
+            if (w->kind == BENCH_INDEXER || !check(r, st, "moak_indexer"))
+                break;
+            if (first)
+                note_backend(r);
+        }
         moak_attention_desc d = MOAK_ATTENTION_DESC_INIT;
         d.n_heads = w->n_heads;
         d.head_dim_k = w->head_dim_k;
@@ -425,7 +515,10 @@ static void call_once(runner *r, bool first)
         d.scale = w->scale;
         d.causal = 1;
         d.sinks = r->sinks;
-        int32_t seq = inst, q_len = (int32_t)w->q_len;
+        if (w->sparse_k > 0) {
+            d.sparse_positions = r->positions;
+            d.sparse_k = w->sparse_k;
+        }
         st = moak_attention(r->ctx, &d, r->kv, &seq, &q_len, 1, r->q, r->out);
         break;
     }
@@ -447,6 +540,11 @@ static void teardown(runner *r)
     free(r->weights);
     free(r->inst_calls);
     moak_kv_cache_destroy(r->kv);
+    moak_kv_cache_destroy(r->kv_index);
+    free(r->idx_k_src);
+    free(r->idx_q);
+    free(r->idx_w);
+    free(r->positions);
     for (int i = 0; i < MAX_WEIGHTS; i++)
         free(r->raw[i]);
     float *floats[] = {r->x, r->y, r->route_w, r->k_src, r->v_src, r->q, r->out, r->xn, r->qkv, r->att,
@@ -481,8 +579,14 @@ void bench_run_workload(moak_context *ctx, const char *backend, const bench_work
     switch (w->kind) {
     case BENCH_MATMUL: setup_matmul(&r); break;
     case BENCH_MOE: setup_moe(&r); break;
-    case BENCH_ATTENTION: setup_attention(&r); break;
+    case BENCH_ATTENTION:
+        setup_attention(&r);
+        if (w->sparse_k > 0)
+            make_positions(&r);
+        break;
     case BENCH_LAYER: setup_layer(&r); break;
+    case BENCH_INDEXER: setup_indexer(&r); break;
+    case BENCH_DSA: setup_dsa(&r); break;
     }
     res->experts_allocated = r.experts;
     res->instance_bytes = r.inst_bytes;
@@ -491,7 +595,7 @@ void bench_run_workload(moak_context *ctx, const char *backend, const bench_work
     int want = 1, mem_cap = 1;
     if (!o->hot && r.inst_bytes > 0.0) {
         want = (int)ceil(o->rotate_bytes / r.inst_bytes);
-        mem_cap = (int)(o->max_mem_bytes / r.inst_bytes);
+        mem_cap = (int)(o->max_mem_bytes / (r.inst_mem > r.inst_bytes ? r.inst_mem : r.inst_bytes));
         want = want < 1 ? 1 : want;
         mem_cap = mem_cap < 1 ? 1 : mem_cap;
         want = want < mem_cap ? want : mem_cap;
@@ -501,8 +605,10 @@ void bench_run_workload(moak_context *ctx, const char *backend, const bench_work
     r.inst_calls = calloc((size_t)r.cap_inst, sizeof(int64_t));
     if (!r.weights || !r.inst_calls)
         check(&r, MOAK_ERR_OUT_OF_MEMORY, "instances");
-    if (!r.failed && w->kind == BENCH_ATTENTION)
+    if (!r.failed && (w->kind == BENCH_ATTENTION || w->kind == BENCH_DSA))
         create_cache(&r, f, w->n_kv_heads, w->head_dim_k, w->head_dim_v, w->shared_v, w->cached);
+    if (!r.failed && (w->kind == BENCH_INDEXER || w->kind == BENCH_DSA))
+        create_index_cache(&r, f, w->index_dim, w->cached);
     if (!r.failed && w->kind == BENCH_LAYER)
         create_cache(&r, w->kv_format, w->n_kv_heads, w->head_dim_k, w->head_dim_v, false,
                      w->cached + LAYER_HEADROOM);

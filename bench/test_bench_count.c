@@ -104,6 +104,52 @@ static void test_attention(void)
     CHECK_EQ(c.bytes, 4096.0 * 4 * 272 + 32768, "q8_0 KV bytes");
 }
 
+static void test_sparse(void)
+{
+    bench_count c;
+    /* sparse-mla-decode: 2048 listed K rows of 576 f16 = 1152 bytes (V is
+     * their prefix) = 2,359,296, not the 32768 cached; q 128 x 576 x 4 =
+     * 294,912, out 128 x 512 x 4 = 262,144, the list 2048 x 4 = 8192.
+     * Ops: 2048 keys x 128 heads x 2 x 1088 = 570,425,344. */
+    bench_count_sparse_attention(&c, MOAK_FORMAT_F16, 128, 1, 576, 512, true, 32768, 2048);
+    CHECK_EQ(c.bytes, 2359296.0 + 294912 + 262144 + 8192, "sparse-mla-decode bytes (2048 rows of 32768)");
+    CHECK_EQ(c.ops, 570425344.0, "sparse-mla-decode ops");
+    /* Fewer cached tokens than k: only those are read. */
+    bench_count_sparse_attention(&c, MOAK_FORMAT_F16, 128, 1, 576, 512, true, 100, 2048);
+    CHECK_EQ(c.bytes, 100.0 * 1152 + 294912 + 262144 + 8192, "sparse over 100 cached tokens");
+
+    /* indexer-decode: 32768 index keys of 128 f16 = 256 bytes = 8,388,608;
+     * q 64 x 128 x 4 = 32,768; w 64 x 4 = 256; positions + scores 2048 x 8
+     * = 16,384.  Ops: 32768 keys x 64 heads x (2 x 128 + 2) = 541,065,216. */
+    bench_count_indexer(&c, MOAK_FORMAT_F16, 64, 128, 32768, 2048);
+    CHECK_EQ(c.bytes, 8388608.0 + 32768 + 256 + 16384, "indexer-decode bytes");
+    CHECK_EQ(c.ops, 541065216.0, "indexer-decode ops");
+    /* Q8_0 index keys: 4 blocks of 34 = 136 bytes a key. */
+    bench_count_indexer(&c, MOAK_FORMAT_Q8_0, 64, 128, 32768, 2048);
+    CHECK_EQ(c.bytes, 32768.0 * 136 + 32768 + 256 + 16384, "indexer q8_0 bytes");
+
+    /* dsa-decode: the two parts, each with its own floor. */
+    bench_workload w;
+    memset(&w, 0, sizeof(w));
+    w.kind = BENCH_DSA;
+    w.n_heads = 128;
+    w.n_kv_heads = 1;
+    w.head_dim_k = 576;
+    w.head_dim_v = 512;
+    w.shared_v = true;
+    w.index_heads = 64;
+    w.index_dim = 128;
+    w.sparse_k = 2048;
+    w.cached = 32768;
+    w.q_len = 1;
+    bench_count_workload(&c, &w, MOAK_FORMAT_F16, 0);
+    CHECK(c.n_parts == 2 && strcmp(c.parts[0].what, "indexer") == 0 &&
+              strcmp(c.parts[1].what, "sparse-attention") == 0,
+          "dsa-decode is the indexer then sparse attention");
+    CHECK_EQ(c.bytes, 8388608.0 + 32768 + 256 + 16384 + 2359296.0 + 294912 + 262144 + 8192, "dsa-decode bytes");
+    CHECK_EQ(c.ops, 541065216.0 + 570425344.0, "dsa-decode ops");
+}
+
 static void test_layer(void)
 {
     bench_workload w;
@@ -229,6 +275,13 @@ static void test_workloads_file(void)
     CHECK(w && w->m == 1 && w->k == 4096 && w->n == 14336, "matmul-decode is 1 x 4096 -> 14336");
     w = bench_find_workload(&list, "attn-prefill");
     CHECK(w && w->cached - w->q_len == 3584 && w->q_len == 512, "attn-prefill is 512 after 3584");
+    w = bench_find_workload(&list, "dsa-decode");
+    CHECK(w && w->kind == BENCH_DSA && w->n_heads == 128 && w->index_heads == 64 && w->index_dim == 128 &&
+              w->sparse_k == 2048 && w->cached == 32768 && w->shared_v,
+          "dsa-decode is DeepSeek-V3.2's DSA over 2048 of 32768");
+    w = bench_find_workload(&list, "indexer-decode");
+    CHECK(w && w->kind == BENCH_INDEXER && w->index_heads == 64 && w->sparse_k == 2048 && w->cached == 32768,
+          "indexer-decode is 64 x 128 over 32768");
     w = bench_find_workload(&list, "mla-decode");
     CHECK(w && w->n_heads == 128 && w->head_dim_k == 576 && w->head_dim_v == 512 && w->shared_v,
           "mla-decode is DeepSeek-V3 absorbed");
@@ -242,6 +295,7 @@ int main(void)
     test_matmul();
     test_moe();
     test_attention();
+    test_sparse();
     test_layer();
     test_floor();
     test_stats();

@@ -116,6 +116,36 @@ void bench_count_attention(bench_count *c, moak_format kv, int32_t n_heads, int3
     attention_part(c, kv, n_heads, n_kv_heads, dk, dv, shared_v, cached, q_len, causal, window);
 }
 
+static void sparse_attention_part(bench_count *c, moak_format kv, int32_t n_heads, int32_t n_kv_heads, int32_t dk,
+                                  int32_t dv, bool shared_v, int64_t cached, int32_t sparse_k)
+{
+    const double keys = (double)(sparse_k < cached ? sparse_k : cached);
+    const double row = row_bytes(kv, dk) + (shared_v ? 0.0 : row_bytes(kv, dv));
+    const double bytes = keys * n_kv_heads * row + 4.0 * n_heads * (double)(dk + dv) + 4.0 * sparse_k;
+    add_part(c, "sparse-attention", bytes, keys * n_heads * 2.0 * (double)(dk + dv), BENCH_PEAK_FP32);
+}
+
+void bench_count_sparse_attention(bench_count *c, moak_format kv, int32_t n_heads, int32_t n_kv_heads,
+                                  int32_t dk, int32_t dv, bool shared_v, int64_t cached, int32_t sparse_k)
+{
+    memset(c, 0, sizeof(*c));
+    sparse_attention_part(c, kv, n_heads, n_kv_heads, dk, dv, shared_v, cached, sparse_k);
+}
+
+static void indexer_part(bench_count *c, moak_format kv, int32_t heads, int32_t dim, int64_t cached, int32_t top_k)
+{
+    const double bytes = (double)cached * row_bytes(kv, dim) + 4.0 * heads * (double)dim + 4.0 * heads +
+                         8.0 * top_k;
+    add_part(c, "indexer", bytes, (double)cached * heads * (2.0 * dim + 2.0), BENCH_PEAK_FP32);
+}
+
+void bench_count_indexer(bench_count *c, moak_format kv, int32_t index_heads, int32_t index_dim, int64_t cached,
+                         int32_t top_k)
+{
+    memset(c, 0, sizeof(*c));
+    indexer_part(c, kv, index_heads, index_dim, cached, top_k);
+}
+
 /* An elementwise pass over n floats read and n written, a few ops each. */
 static void elementwise_part(bench_count *c, const char *what, double n, double ops_per)
 {
@@ -156,11 +186,23 @@ void bench_count_workload(bench_count *c, const bench_workload *w, moak_format f
                         distinct_experts > 0 ? distinct_experts : w->top_k);
         break;
     case BENCH_ATTENTION:
-        bench_count_attention(c, f, w->n_heads, w->n_kv_heads, w->head_dim_k, w->head_dim_v, w->shared_v,
-                              w->cached, w->q_len, true, 0);
+        if (w->sparse_k > 0)
+            bench_count_sparse_attention(c, f, w->n_heads, w->n_kv_heads, w->head_dim_k, w->head_dim_v,
+                                         w->shared_v, w->cached, w->sparse_k);
+        else
+            bench_count_attention(c, f, w->n_heads, w->n_kv_heads, w->head_dim_k, w->head_dim_v, w->shared_v,
+                                  w->cached, w->q_len, true, 0);
         break;
     case BENCH_LAYER:
         bench_count_layer(c, w, f);
+        break;
+    case BENCH_INDEXER:
+        bench_count_indexer(c, f, w->index_heads, w->index_dim, w->cached, w->sparse_k);
+        break;
+    case BENCH_DSA:
+        bench_count_indexer(c, f, w->index_heads, w->index_dim, w->cached, w->sparse_k);
+        sparse_attention_part(c, f, w->n_heads, w->n_kv_heads, w->head_dim_k, w->head_dim_v, w->shared_v,
+                              w->cached, w->sparse_k);
         break;
     }
 }
@@ -174,19 +216,21 @@ const char *bench_kind_name(bench_kind kind)
     case BENCH_MOE: return "moe";
     case BENCH_ATTENTION: return "attention";
     case BENCH_LAYER: return "layer";
+    case BENCH_INDEXER: return "indexer";
+    case BENCH_DSA: return "dsa";
     }
     return "?";
 }
 
 bool bench_format_fits(const bench_workload *w, moak_format f, char *why, size_t why_len)
 {
-    if (w->kind != BENCH_ATTENTION)
+    if (w->kind != BENCH_ATTENTION && w->kind != BENCH_INDEXER && w->kind != BENCH_DSA)
         return true;
     if (f != MOAK_FORMAT_F32 && f != MOAK_FORMAT_F16 && f != MOAK_FORMAT_BF16 && f != MOAK_FORMAT_Q8_0) {
         snprintf(why, why_len, "%s is not a KV cache format (f32, f16, bf16, q8_0)", moak_format_name(f));
         return false;
     }
-    if (f == MOAK_FORMAT_Q8_0 && (w->head_dim_k % 32 || w->head_dim_v % 32)) {
+    if (f == MOAK_FORMAT_Q8_0 && (w->head_dim_k % 32 || w->head_dim_v % 32 || w->index_dim % 32)) {
         snprintf(why, why_len, "q8_0 KV needs head dims that are multiples of 32");
         return false;
     }
@@ -227,6 +271,10 @@ static bool parse_workload(const json_t *o, bench_workload *w, char *err, size_t
         w->kind = BENCH_ATTENTION;
     else if (strcmp(op, "layer") == 0)
         w->kind = BENCH_LAYER;
+    else if (strcmp(op, "indexer") == 0)
+        w->kind = BENCH_INDEXER;
+    else if (strcmp(op, "dsa") == 0)
+        w->kind = BENCH_DSA;
     else {
         snprintf(err, err_len, "workload '%s': unknown op '%s'", w->name, op);
         return false;
@@ -265,6 +313,9 @@ static bool parse_workload(const json_t *o, bench_workload *w, char *err, size_t
     w->rope_theta = json_is_number(theta) ? (float)json_number_value(theta) : 10000.0f;
     w->cached = get_int(o, "cached", 0);
     w->q_len = get_int(o, "q_len", 1);
+    w->sparse_k = (int32_t)get_int(o, "sparse_k", 0);
+    w->index_heads = (int32_t)get_int(o, "index_n_heads", 0);
+    w->index_dim = (int32_t)get_int(o, "index_head_dim", 0);
 
     bool ok = true;
     switch (w->kind) {
@@ -272,7 +323,15 @@ static bool parse_workload(const json_t *o, bench_workload *w, char *err, size_t
     case BENCH_MOE: ok = w->hidden > 0 && w->inter > 0 && w->top_k > 0 && w->n_experts >= w->top_k && w->tokens > 0; break;
     case BENCH_ATTENTION:
         ok = w->n_heads > 0 && w->n_kv_heads > 0 && w->head_dim_k > 0 && w->head_dim_v > 0 && w->cached > 0 &&
-             w->q_len > 0 && w->q_len <= w->cached;
+             w->q_len > 0 && w->q_len <= w->cached && w->sparse_k >= 0 && (w->sparse_k == 0 || w->q_len == 1);
+        break;
+    case BENCH_INDEXER:
+        /* decode: one query (the count is a decode query's) */
+        ok = w->index_heads > 0 && w->index_dim > 0 && w->sparse_k > 0 && w->cached > 0 && w->q_len == 1;
+        break;
+    case BENCH_DSA:
+        ok = w->index_heads > 0 && w->index_dim > 0 && w->sparse_k > 0 && w->cached > 0 && w->q_len == 1 &&
+             w->n_heads > 0 && w->n_kv_heads > 0 && w->head_dim_k > 0 && w->head_dim_v > 0;
         break;
     case BENCH_LAYER:
         ok = w->hidden > 0 && w->n_heads > 0 && w->n_kv_heads > 0 && w->head_dim_k > 0 && w->inter > 0 &&

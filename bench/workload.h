@@ -14,6 +14,18 @@
  *              (GQA shares it across the group; a shared-V cache reads K
  *              only) + q + out; ops = 2 (dk + dv) n_heads per visible
  *              (query, key) pair (causal: query at position p sees p + 1).
+ *   sparse     attention over sparse_k listed positions (DeepSeek Sparse
+ *   attention  Attention): bytes = the K (and V) rows of the min(sparse_k,
+ *              visible) positions a decode query lists + q + out + the list
+ *              (4 bytes a slot); ops = 2 (dk + dv) n_heads per listed key.
+ *              What it does NOT read is the point: the rest of the cache.
+ *   indexer    bytes = every visible index key (one row of index_head_dim in
+ *              the KV format) + q (index heads x dim) + w + the top-k output
+ *              (positions 4 bytes, scores 4 bytes a slot); ops = per visible
+ *              key and index head, 2 dim (the dot) + 2 (relu, weight and add).
+ *              The selection (n log k compares) is not counted: it is not
+ *              arithmetic of either peak.
+ *   dsa        indexer + sparse attention, each its own part.
  *   layer      the sum of its ops, each with its own peak (see layer parts).
  * An integer operation is a multiply or an add, as a floating one: an int8
  * multiply-accumulate counts 2, like an FMA.
@@ -31,7 +43,9 @@ typedef enum bench_kind {
     BENCH_MATMUL = 0,
     BENCH_MOE,
     BENCH_ATTENTION,
-    BENCH_LAYER
+    BENCH_LAYER,
+    BENCH_INDEXER,               /* moak_indexer over an index cache */
+    BENCH_DSA                    /* moak_indexer, then sparse attention over its choice */
 } bench_kind;
 
 typedef struct bench_workload {
@@ -56,6 +70,9 @@ typedef struct bench_workload {
     float scale, rope_theta;
     int64_t cached;              /* tokens in the cache, queries included */
     int64_t q_len;               /* the newest q_len cached tokens are the queries */
+    /* sparse attention, indexer, dsa: positions kept per query (0 = dense attention) */
+    int32_t sparse_k;
+    int32_t index_heads, index_dim; /* indexer, dsa: index heads and their dims */
 } bench_workload;
 
 typedef struct bench_workload_list {
@@ -109,6 +126,12 @@ void bench_count_moe(bench_count *c, moak_format f, int64_t tokens, int64_t hidd
 void bench_count_attention(bench_count *c, moak_format kv, int32_t n_heads, int32_t n_kv_heads,
                            int32_t dk, int32_t dv, bool shared_v, int64_t cached, int64_t q_len,
                            bool causal, int32_t window);
+/* Sparse attention of one decode query over sparse_k listed positions of `cached`. */
+void bench_count_sparse_attention(bench_count *c, moak_format kv, int32_t n_heads, int32_t n_kv_heads,
+                                  int32_t dk, int32_t dv, bool shared_v, int64_t cached, int32_t sparse_k);
+/* The indexer for one decode query over `cached` index keys, keeping top_k. */
+void bench_count_indexer(bench_count *c, moak_format kv, int32_t index_heads, int32_t index_dim, int64_t cached,
+                         int32_t top_k);
 /* A whole decode layer (see workloads.json's layer-decode). */
 void bench_count_layer(bench_count *c, const bench_workload *w, moak_format f);
 

@@ -7,7 +7,10 @@
  * dense FFN) matmuls at m = 1 and a small batch; attention decode over two
  * sequences of different lengths and a prefill chunk (GQA models) or
  * absorbed MLA decode (MLA models); rmsnorm over the hidden size, the head
- * (QK-norm) or the MLA latent; rope over its rotary part.  What no model
+ * (QK-norm) or the MLA latent; rope over its rotary part; and for models
+ * with DeepSeek Sparse Attention ("sparse_attention"), MLA decode and a
+ * prefill chunk over index_topk listed positions of sequences longer than it
+ * (at index_topk 2048, anything shorter is dense attention).  What no model
  * fixes (tokens, cached lengths) is chosen here, smaller with --quick so that
  * the reference backend stays well under a minute.
  */
@@ -37,6 +40,9 @@
 #define PREFILL_Q(q) ((q) ? 16 : 128)
 #define MLA_LEN_A(q) ((q) ? 160 : 4096)
 #define MLA_LEN_B(q) ((q) ? 33 : 513)
+/* DSA: past the model's top-k (2048) by this much, and a prefill chunk */
+#define DSA_PAST_K(q) ((q) ? 100 : 1000)
+#define DSA_PREFILL_Q(q) ((q) ? 3 : 16)
 #define NORM_TOKENS(q) ((q) ? 3 : 16)
 #define ROPE_TOKENS(q) ((q) ? 3 : 8)
 
@@ -95,9 +101,11 @@ void conform_describe_shape(const conform_case *c, char *buf, size_t len)
         for (int i = 0; i < c->n_seqs && used < len; i++)
             used += (size_t)snprintf(buf + used, len - used, "%s%lld", i ? "," : "", (long long)c->q_lens[i]);
         if (used < len)
-            snprintf(buf + used, len - used, "%s%s%s%s%s", c->shared_v ? " sharedV" : "",
+            used += (size_t)snprintf(buf + used, len - used, "%s%s%s%s%s", c->shared_v ? " sharedV" : "",
                      c->sliding_window ? " window" : "", c->sinks ? " sinks" : "", c->softcap > 0 ? " softcap" : "",
                      c->causal ? "" : " noncausal");
+        if (c->sparse_k > 0 && used < len)
+            snprintf(buf + used, len - used, " sparse_k=%d", (int)c->sparse_k);
         break;
     }
     case CONFORM_RMSNORM:
@@ -337,6 +345,54 @@ static bool expand_dense_ffn(expand_ctx *x, const json_t *m, const char *model, 
     return true;
 }
 
+/* DeepSeek Sparse Attention's attention half: absorbed MLA (as mla-decode)
+ * over index_topk listed positions; the positions are made with the inputs
+ * (conform_run.c).  The scale is the model's: 1/sqrt(nope + rope), times the
+ * YaRN mscale squared when the entry gives yarn_factor (DeepSeek-V3.2). */
+static bool expand_sparse(expand_ctx *x, const json_t *m, const char *model, const json_t *quick)
+{
+    const json_t *a = json_object_get(m, "sparse_attention");
+    bool q = x->opt->quick;
+    conform_case *c;
+    /* "sparse" is in no model's quick list: at k 2048 the reference's cost
+     * (every backend that declines runs it again) would dominate make check */
+    if (!json_is_object(a) || !wanted(x, CONFORM_ATTENTION, quick, "sparse"))
+        return true;
+    int32_t latent = (int32_t)get_int(a, "kv_lora_rank", 0);
+    int32_t rope = (int32_t)get_int(a, "qk_rope_head_dim", 0);
+    int32_t nope = (int32_t)get_int(a, "qk_nope_head_dim", 0);
+    int32_t top_k = (int32_t)get_int(a, "index_topk", 0);
+    double yarn = get_num(a, "yarn_factor", 0.0);
+    double mscale = yarn > 1.0 ? 0.1 * get_num(a, "yarn_mscale_all_dim", 1.0) * log(yarn) + 1.0 : 1.0;
+    if (latent < 1 || rope < 0 || nope < 0 || top_k < 1) {
+        snprintf(x->err, x->err_len, "model '%s': sparse_attention lacks kv_lora_rank, qk_* or index_topk", model);
+        return false;
+    }
+    for (int prefill = 0; prefill < 2; prefill++) {
+        ADD_OR_FAIL(c, CONFORM_ATTENTION, model, prefill ? "dsa-prefill" : "dsa-decode");
+        c->n_heads = (int32_t)get_int(a, "n_heads", 0);
+        c->n_kv_heads = 1;
+        c->head_dim_k = latent + rope;
+        c->head_dim_v = latent;
+        c->shared_v = true;
+        c->causal = true;
+        c->scale = (float)(mscale * mscale / sqrt((double)(nope + rope)));
+        c->sparse_k = top_k;
+        if (prefill) {
+            c->n_seqs = 1;
+            c->seq_lens[0] = top_k + DSA_PAST_K(q);
+            c->q_lens[0] = DSA_PREFILL_Q(q);
+        } else {
+            /* one sequence past k, one shorter (its list has -1 slots) */
+            c->n_seqs = 2;
+            c->seq_lens[0] = top_k + DSA_PAST_K(q);
+            c->seq_lens[1] = top_k / 2 + 1;
+            c->q_lens[0] = c->q_lens[1] = 1;
+        }
+    }
+    return true;
+}
+
 static bool expand_attention(expand_ctx *x, const json_t *m, const char *model, const json_t *quick)
 {
     const json_t *a = json_object_get(m, "attention");
@@ -496,6 +552,7 @@ static bool expand_edge(expand_ctx *x, const json_t *e)
         c->sliding_window = (int32_t)get_int(e, "sliding_window", 0);
         c->softcap = (float)get_num(e, "softcap", 0.0);
         c->scale = (float)get_num(e, "scale", 0.0);
+        c->sparse_k = (int32_t)get_int(e, "sparse_k", 0);
         const json_t *lens = json_object_get(e, "seq_lens"), *qs = json_object_get(e, "q_lens");
         c->n_seqs = (int32_t)json_array_size(lens);
         if (c->n_seqs < 1 || c->n_seqs > CONFORM_MAX_SEQS || json_array_size(qs) != (size_t)c->n_seqs)
@@ -634,7 +691,7 @@ bool conform_load_cases(const char *path, const conform_case_options *opt,
         const char *model = get_str(m, "model", "?");
         const json_t *quick = json_object_get(m, "quick");
         ok = expand_moe_model(&x, m, model, quick) && expand_dense_ffn(&x, m, model, quick) &&
-             expand_attention(&x, m, model, quick);
+             expand_attention(&x, m, model, quick) && expand_sparse(&x, m, model, quick);
         if (!ok)
             break;
     }

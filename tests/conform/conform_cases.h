@@ -57,6 +57,7 @@ typedef struct conform_case {
     int32_t n_seqs;
     int64_t seq_lens[CONFORM_MAX_SEQS];
     int64_t q_lens[CONFORM_MAX_SEQS];
+    int32_t sparse_k;            /* > 0: sparse attention over sparse_k listed positions a query */
 
     /* rope */
     int32_t head_dim, rotary_dim;

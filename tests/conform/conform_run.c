@@ -169,6 +169,44 @@ static void make_ids(tool_rng *rng, const conform_case *c, int32_t *ids, float *
     }
 }
 
+/* Sparse attention's lists, as an indexer would give them: distinct
+ * positions of the query's sequence in random order, the causal ones first
+ * choice but some after the query too (prefill: masked, not an error), -1
+ * filling a list longer than the sequence. */
+static int32_t *make_sparse_lists(tool_rng *rng, const conform_case *c)
+{
+    int32_t *lists = malloc((size_t)total_queries(c) * (size_t)c->sparse_k * sizeof(int32_t));
+    int64_t max_len = 1;
+    for (int i = 0; i < c->n_seqs; i++)
+        max_len = c->seq_lens[i] > max_len ? c->seq_lens[i] : max_len;
+    int32_t *perm = malloc((size_t)max_len * sizeof(int32_t));
+    if (!lists || !perm) {
+        free(lists);
+        free(perm);
+        return NULL;
+    }
+    int64_t t = 0;
+    for (int i = 0; i < c->n_seqs; i++)
+        for (int64_t r = 0; r < c->q_lens[i]; r++, t++) {
+            int32_t *l = lists + t * c->sparse_k;
+            for (int64_t j = 0; j < c->seq_lens[i]; j++)
+                perm[j] = (int32_t)j;
+            for (int32_t e = 0; e < c->sparse_k; e++) {
+                if (e >= c->seq_lens[i]) {
+                    l[e] = -1;
+                    continue;
+                }
+                int64_t o = tool_rng_range(rng, e, c->seq_lens[i] - 1);
+                int32_t tmp = perm[e];
+                perm[e] = perm[o];
+                perm[o] = tmp;
+                l[e] = perm[e];
+            }
+        }
+    free(perm);
+    return lists;
+}
+
 bool conform_make_inputs(const conform_case *c, moak_format f, uint64_t seed,
                          conform_inputs *in, char *err, size_t err_len)
 {
@@ -234,6 +272,8 @@ bool conform_make_inputs(const conform_case *c, moak_format f, uint64_t seed,
         ok &= in->q != NULL;
         in->out_rows = total_queries(c);
         in->out_cols = (int64_t)c->n_heads * c->head_dim_v;
+        if (ok && c->sparse_k > 0)
+            ok = (in->sparse = make_sparse_lists(&rng, c)) != NULL;
         break;
     case CONFORM_RMSNORM:
         in->x = random_floats(&rng, c->rows * c->cols, -2.0f, 2.0f);
@@ -285,6 +325,7 @@ void conform_free_inputs(conform_inputs *in)
     free(in->q);
     free(in->sinks);
     free(in->positions);
+    free(in->sparse);
     memset(in, 0, sizeof(*in));
 }
 
@@ -501,6 +542,8 @@ static void run_attention(conform_backend *b, const conform_case *c, const confo
         a.sliding_window = c->sliding_window;
         a.softcap = c->softcap;
         a.sinks = in->sinks;
+        a.sparse_positions = in->sparse;
+        a.sparse_k = c->sparse_k;
         double t0 = tool_now();
         moak_status st = moak_attention(b->ctx, &a, kv, seq_ids, q_lens, c->n_seqs, in->q, out->y);
         res->seconds = tool_now() - t0;

@@ -77,6 +77,7 @@ typedef struct conform_inputs {
     float *q;                    /* [total q][n_heads][dk] */
     float *sinks;                /* [n_heads] */
     int32_t *positions;          /* rope */
+    int32_t *sparse;             /* sparse attention: [total q][sparse_k] positions */
     int64_t out_rows, out_cols;  /* shape of the float output */
 } conform_inputs;
 
