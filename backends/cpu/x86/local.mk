@@ -19,7 +19,9 @@ x86_common_sources = \
 	backends/cpu/x86/x86_pack.c \
 	backends/cpu/x86/x86_matmul.c \
 	backends/cpu/x86/x86_moe.c \
-	backends/cpu/x86/x86_supports_attention.c
+	backends/cpu/x86/x86_supports_attention.c \
+	backends/cpu/x86/x86_indexer.h \
+	backends/cpu/x86/x86_indexer.c
 
 x86_body_headers = \
 	backends/cpu/x86/gemm_tile_entry.h \
@@ -54,7 +56,9 @@ libx86_avx2_la_SOURCES = \
 	backends/cpu/x86/x86_attention_common.h \
 	backends/cpu/x86/x86_elementwise_common.h \
 	backends/cpu/x86/attention_avx2.c \
-	backends/cpu/x86/elementwise_avx2.c
+	backends/cpu/x86/elementwise_avx2.c \
+	backends/cpu/x86/indexer_body.h \
+	backends/cpu/x86/indexer_avx2.c
 libmoak_la_LIBADD += libx86_avx2.la
 
 if HAVE_AVXVNNI_FLAGS
@@ -87,7 +91,9 @@ libx86_avx512_la_SOURCES = \
 	backends/cpu/x86/quantize_act_avx512.c \
 	backends/cpu/x86/moe_glu_avx512.c \
 	backends/cpu/x86/attention_avx512.c \
-	backends/cpu/x86/elementwise_avx512.c
+	backends/cpu/x86/elementwise_avx512.c \
+	backends/cpu/x86/indexer_body.h \
+	backends/cpu/x86/indexer_avx512.c
 libmoak_la_LIBADD += libx86_avx512.la
 endif
 

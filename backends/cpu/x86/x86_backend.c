@@ -189,6 +189,7 @@ const moak_backend_ops moak_backend_avx2 = {
     .attention = moak_x86_avx2_attention,
     .rmsnorm = moak_x86_avx2_rmsnorm,
     .rope = moak_x86_avx2_rope,
+    .indexer = moak_x86_avx2_indexer,
 };
 #endif
 
@@ -210,5 +211,6 @@ const moak_backend_ops moak_backend_avx512 = {
     .attention = moak_x86_avx512_attention,
     .rmsnorm = moak_x86_avx512_rmsnorm,
     .rope = moak_x86_avx512_rope,
+    .indexer = moak_x86_avx512_indexer,
 };
 #endif

@@ -42,6 +42,9 @@ moak_status moak_x86_avx512_moe_route(void *state, const moak_route_args *args);
 moak_status moak_x86_avx2_rmsnorm(void *state, const moak_rmsnorm_args *args);
 moak_status moak_x86_avx512_rmsnorm(void *state, const moak_rmsnorm_args *args);
 moak_status moak_x86_avx2_rope(void *state, const moak_rope_args *args);
+/* ---- the sparse-attention indexer (x86_indexer.c, indexer_*.c) ---- */
+moak_status moak_x86_avx2_indexer(void *state, const moak_indexer_args *args);
+moak_status moak_x86_avx512_indexer(void *state, const moak_indexer_args *args);
 moak_status moak_x86_avx512_rope(void *state, const moak_rope_args *args);
 
 #endif

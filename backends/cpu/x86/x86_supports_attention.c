@@ -52,7 +52,17 @@ bool moak_x86_supports_attention_misc(const moak_x86_state *st, const moak_op_sh
             return decline(st, why, why_len, "KV format", (long)shape->format);
         }
     case MOAK_OP_INDEXER:
-        return say_no(why, why_len, "no x86 indexer kernel yet (the sparse-attention indexer runs on ref)");
+        /* indexer_<isa>.c: F32 pages read in place, F16/BF16 converted a
+         * vector at a time, Q8_0 through the core's row dequantizer */
+        switch (shape->format) {
+        case MOAK_FORMAT_F32:
+        case MOAK_FORMAT_F16:
+        case MOAK_FORMAT_BF16:
+        case MOAK_FORMAT_Q8_0:
+            return true;
+        default:
+            return decline(st, why, why_len, "index-key format", (long)shape->format);
+        }
     case MOAK_OP_MOE_ROUTE:
         if (shape->variant < MOAK_ROUTE_SOFTMAX_TOPK || shape->variant > MOAK_ROUTE_SIGMOID_TOPK)
             return decline(st, why, why_len, "routing method", (long)shape->variant);
