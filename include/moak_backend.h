@@ -345,10 +345,12 @@ void moak_quantize_row(moak_format format, const float *src, int64_t cols, void 
 int moak_row_quant(moak_format format, const void *row, int64_t cols, int64_t k);
 /* The indexer's selection (lib/topk_select.c): of candidates 0..n-1 with
  * score[j], the best min(k, n) in decreasing score, ties to the lower index
- * (a NaN ranks below every number), into positions[0..k); the rest of
- * positions is -1.  scores (or NULL) receives the chosen scores as float,
- * -INFINITY beside a -1.  heap: k int32 of scratch.  O(n log k). */
-void moak_select_top_k(const double *score, int64_t n, int32_t k, int32_t *heap, int32_t *positions,
+ * (a NaN ranks below every number, -0 ties with +0), into positions[0..k);
+ * the rest of positions is -1.  scores (or NULL) receives the chosen scores
+ * as float, -INFINITY beside a -1.  scratch: moak_select_top_k_scratch(n, k)
+ * bytes, 8-byte aligned.  O(n + k log k). */
+size_t moak_select_top_k_scratch(int64_t n, int32_t k);
+void moak_select_top_k(const double *score, int64_t n, int32_t k, void *scratch, int32_t *positions,
                        float *scores);
 /* Routing's scalar steps, in double, the reference's way (lib/route_select.c).
  * Marks of an expert or a group during selection: */

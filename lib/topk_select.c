@@ -1,85 +1,114 @@
 /* Top-k selection for the indexer (moak_select_top_k in moak_backend.h).
  *
- * A min-heap of the k best seen so far, keyed by "worse": its root is the
- * weakest kept candidate, which a new candidate replaces only when strictly
- * better.  Candidates arrive in increasing index, so an equal score never
- * displaces an earlier (lower) index: ties go to the lower position without
- * any extra key.  Finally the heap is sorted best-first.  n log k compares:
- * the indexer's cost grows with the cached length, the selection's with its
- * log of k. */
+ * Each score becomes an unsigned key that orders as the score does (NaN
+ * below every number, -0 as +0), so the k-th best key T is found by a
+ * quickselect in O(n); then every key above T is kept, and of the keys equal
+ * to T the lowest positions fill what is left: exactly "ties to the lower
+ * position".  The k kept are sorted by (key descending, position ascending).
+ * n + k log k steps, against n log k for a heap: at the indexer's n = 32768
+ * and k = 2048 the heap cost about 1 ms a query (x86, measured), most of it
+ * in replacing its root. */
 #include "config.h"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
-/* a ranks strictly before b: higher score, then lower index; NaN last. */
-static bool better(const double *score, int32_t a, int32_t b)
+static uint64_t order_key(double s)
 {
-    const double sa = score[a], sb = score[b];
-    if (sa != sa)
-        return sb != sb && a < b;
-    if (sb != sb)
-        return true;
-    return sa > sb || (sa == sb && a < b);
+    if (s != s)
+        return 0;
+    if (s == 0.0)
+        s = 0.0; /* -0 ties with +0 */
+    uint64_t bits;
+    memcpy(&bits, &s, sizeof(bits));
+    return (bits >> 63) ? ~bits : bits | (UINT64_C(1) << 63);
 }
 
-/* Restore the heap property below slot i (the root is the worst). */
-static void sift_down(const double *score, int32_t *heap, int32_t size, int32_t i)
+/* The element that would sit at index `want` if v[0..n) were sorted in
+ * descending order (v is reordered). */
+static uint64_t select_descending(uint64_t *v, int64_t n, int64_t want)
 {
-    for (;;) {
-        int32_t worst = i;
-        const int32_t l = 2 * i + 1, r = l + 1;
-        if (l < size && better(score, heap[worst], heap[l]))
-            worst = l;
-        if (r < size && better(score, heap[worst], heap[r]))
-            worst = r;
-        if (worst == i)
-            return;
-        const int32_t t = heap[i];
-        heap[i] = heap[worst];
-        heap[worst] = t;
-        i = worst;
-    }
-}
-
-static void sift_up(const double *score, int32_t *heap, int32_t i)
-{
-    while (i > 0) {
-        const int32_t parent = (i - 1) / 2;
-        if (!better(score, heap[parent], heap[i]))
-            return;
-        const int32_t t = heap[i];
-        heap[i] = heap[parent];
-        heap[parent] = t;
-        i = parent;
-    }
-}
-
-void moak_select_top_k(const double *score, int64_t n, int32_t k, int32_t *heap, int32_t *positions,
-                       float *scores)
-{
-    int32_t size = 0;
-    for (int64_t j = 0; j < n; j++) {
-        if (size < k) {
-            heap[size] = (int32_t)j;
-            sift_up(score, heap, size++);
-        } else if (better(score, (int32_t)j, heap[0])) {
-            heap[0] = (int32_t)j;
-            sift_down(score, heap, size, 0);
+    int64_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        /* median of three as the pivot */
+        const int64_t mid = lo + (hi - lo) / 2;
+        uint64_t a = v[lo], b = v[mid], c = v[hi];
+        const uint64_t pivot = a > b ? (b > c ? b : (a > c ? c : a)) : (a > c ? a : (b > c ? c : b));
+        int64_t i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] > pivot)
+                i++;
+            while (v[j] < pivot)
+                j--;
+            if (i <= j) {
+                const uint64_t t = v[i];
+                v[i++] = v[j];
+                v[j--] = t;
+            }
         }
+        if (want <= j)
+            hi = j;
+        else if (want >= i)
+            lo = i;
+        else
+            return v[want];
     }
-    /* Pop the worst into the last free slot: positions ends best-first. */
-    for (int32_t i = k - 1; i >= size; i--) {
+    return v[want];
+}
+
+typedef struct chosen {
+    uint64_t key;
+    int32_t pos;
+} chosen;
+
+static int chosen_order(const void *pa, const void *pb)
+{
+    const chosen *a = pa, *b = pb;
+    if (a->key != b->key)
+        return a->key > b->key ? -1 : 1;
+    return (a->pos > b->pos) - (a->pos < b->pos);
+}
+
+size_t moak_select_top_k_scratch(int64_t n, int32_t k)
+{
+    return (size_t)n * sizeof(uint64_t) + (size_t)k * sizeof(chosen);
+}
+
+void moak_select_top_k(const double *score, int64_t n, int32_t k, void *scratch, int32_t *positions, float *scores)
+{
+    uint64_t *keys = scratch;
+    chosen *out = (chosen *)(void *)(keys + n);
+    const int64_t m = n < k ? n : k;
+    int64_t count = 0;
+    if (m > 0) {
+        for (int64_t j = 0; j < n; j++)
+            keys[j] = order_key(score[j]);
+        const uint64_t threshold = select_descending(keys, n, m - 1);
+        int64_t above = 0;
+        for (int64_t j = 0; j < n; j++)
+            above += order_key(score[j]) > threshold;
+        /* above < m: every key above T, then the lowest positions equal to it */
+        int64_t ties_left = m - above;
+        for (int64_t j = 0; j < n && count < m; j++) {
+            const uint64_t key = order_key(score[j]);
+            if (key > threshold || (key == threshold && ties_left-- > 0)) {
+                out[count].key = key;
+                out[count++].pos = (int32_t)j;
+            }
+        }
+        qsort(out, (size_t)count, sizeof(chosen), chosen_order);
+    }
+    for (int64_t i = 0; i < count; i++) {
+        positions[i] = out[i].pos;
+        if (scores)
+            scores[i] = (float)score[out[i].pos];
+    }
+    for (int32_t i = (int32_t)count; i < k; i++) {
         positions[i] = -1;
         if (scores)
             scores[i] = -INFINITY;
-    }
-    for (int32_t i = size - 1; i >= 0; i--) {
-        positions[i] = heap[0];
-        if (scores)
-            scores[i] = (float)score[heap[0]];
-        heap[0] = heap[i];
-        sift_down(score, heap, i, 0);
     }
 }

@@ -14,10 +14,10 @@ static moak_status select_all(ocl_state *st, const moak_indexer_args *a, const f
                               size_t row_stride)
 {
     double *score = malloc(row_stride * sizeof(double));
-    int32_t *heap = malloc((size_t)a->top_k * sizeof(int32_t));
-    if (!score || !heap) {
+    void *select = malloc(moak_select_top_k_scratch((int64_t)row_stride, a->top_k));
+    if (!score || !select) {
         free(score);
-        free(heap);
+        free(select);
         return ocl_error(st, MOAK_ERR_OUT_OF_MEMORY, "out of host memory selecting the top k");
     }
     for (int32_t i = 0; i < a->n_seqs; i++) {
@@ -27,12 +27,12 @@ static moak_status select_all(ocl_state *st, const moak_indexer_args *a, const f
             const float *row = dev_scores + (size_t)t * row_stride;
             for (int64_t j = 0; j <= pos; j++)
                 score[j] = (double)row[j];
-            moak_select_top_k(score, pos + 1, a->top_k, heap, a->positions + (size_t)t * (size_t)a->top_k,
+            moak_select_top_k(score, pos + 1, a->top_k, select, a->positions + (size_t)t * (size_t)a->top_k,
                               a->scores ? a->scores + (size_t)t * (size_t)a->top_k : NULL);
         }
     }
     free(score);
-    free(heap);
+    free(select);
     return MOAK_OK;
 }
 

@@ -15,11 +15,12 @@
 
 typedef struct indexer_job {
     const moak_indexer_args *args;
-    /* per thread: scores [max_len] as doubles; heap [top_k] as int32; one
-     * key row [head_dim] as floats */
+    /* per thread: scores [max_len] as doubles; the selection's scratch
+     * (select_bytes); one key row [head_dim] as floats */
     double *scores;
     size_t max_len;
-    int32_t *heap;
+    unsigned char *select;
+    size_t select_bytes;
     float *key;
 } indexer_job;
 
@@ -35,7 +36,7 @@ static void indexer_task(void *arg, int64_t token, int32_t thread)
     const int32_t dim = a->head_dim;
 
     double *score = job->scores + (size_t)thread * job->max_len;
-    int32_t *heap = job->heap + (size_t)thread * (size_t)a->top_k;
+    void *select = job->select + (size_t)thread * job->select_bytes;
     float *key = job->key + (size_t)thread * (size_t)dim;
     const float *q = a->q + (size_t)token * (size_t)a->n_heads * (size_t)dim;
     const float *w = a->w + (size_t)token * (size_t)a->n_heads;
@@ -53,7 +54,7 @@ static void indexer_task(void *arg, int64_t token, int32_t thread)
         }
         score[j] = s;
     }
-    moak_select_top_k(score, pos + 1, a->top_k, heap, a->positions + (size_t)token * (size_t)a->top_k,
+    moak_select_top_k(score, pos + 1, a->top_k, select, a->positions + (size_t)token * (size_t)a->top_k,
                       a->scores ? a->scores + (size_t)token * (size_t)a->top_k : NULL);
 }
 
@@ -71,15 +72,16 @@ moak_status ref_indexer(void *state, const moak_indexer_args *args)
     job.args = args;
     job.max_len = (size_t)max_len;
     job.scores = ref_alloc_per_thread(st, job.max_len, sizeof(double));
-    job.heap = ref_alloc_per_thread(st, (size_t)args->top_k, sizeof(int32_t));
+    job.select_bytes = (moak_select_top_k_scratch(max_len, args->top_k) + 63) & ~(size_t)63;
+    job.select = ref_alloc_per_thread(st, job.select_bytes, 1);
     job.key = ref_alloc_per_thread(st, (size_t)args->head_dim, sizeof(float));
     moak_status status = MOAK_OK;
-    if (!job.scores || !job.heap || !job.key)
+    if (!job.scores || !job.select || !job.key)
         status = ref_out_of_memory(st, "indexer scores");
     else
         ref_parallel_for(st, n_tokens, indexer_task, &job);
     free(job.scores);
-    free(job.heap);
+    free(job.select);
     free(job.key);
     return status;
 }

@@ -98,12 +98,13 @@ static void select_task(void *arg, int64_t t, int32_t thread)
     const indexer_job *job = arg;
     const moak_indexer_args *a = job->a;
     const int64_t n = job->pos[t] + 1;
-    double *score = moak_x86_scratch(job->st, thread, (size_t)n * sizeof(double) + (size_t)a->top_k * sizeof(int32_t));
-    int32_t *heap = (int32_t *)(score + n);
+    double *score = moak_x86_scratch(job->st, thread, (size_t)n * sizeof(double) +
+                                                          moak_select_top_k_scratch(n, a->top_k));
+    void *select = score + n;
     const float *in = job->scores + (size_t)t * job->stride;
     for (int64_t j = 0; j < n; j++)
         score[j] = (double)in[j];
-    moak_select_top_k(score, n, a->top_k, heap, a->positions + (size_t)t * (size_t)a->top_k,
+    moak_select_top_k(score, n, a->top_k, select, a->positions + (size_t)t * (size_t)a->top_k,
                       a->scores ? a->scores + (size_t)t * (size_t)a->top_k : NULL);
 }
 
@@ -164,7 +165,7 @@ static moak_status run(moak_x86_state *st, const moak_indexer_args *a, moak_x86_
     job.wp = wp;
     /* Every thread's scratch grown now, for both passes: a task never fails. */
     size_t scratch = (size_t)keys_per_call * (size_t)a->head_dim * sizeof(float);
-    const size_t select = (size_t)max_len * sizeof(double) + (size_t)a->top_k * sizeof(int32_t);
+    const size_t select = (size_t)max_len * sizeof(double) + moak_select_top_k_scratch(max_len, a->top_k);
     scratch = scratch > select ? scratch : select;
     for (int32_t th = 0; th < (st->env.n_threads > 0 ? st->env.n_threads : 1); th++)
         if (!moak_x86_scratch(st, th, scratch))
