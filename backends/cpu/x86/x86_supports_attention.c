@@ -31,6 +31,13 @@ static bool say_no(char *why, size_t why_len, const char *reason)
     return false;
 }
 
+/* The KV formats the attention kernels and the indexer read. */
+static bool kv_format_read(moak_format format)
+{
+    return format == MOAK_FORMAT_F32 || format == MOAK_FORMAT_F16 || format == MOAK_FORMAT_BF16 ||
+           format == MOAK_FORMAT_Q8_0;
+}
+
 bool moak_x86_supports_attention_misc(const moak_x86_state *st, const moak_op_shape *shape,
                                       char *why, size_t why_len)
 {
@@ -42,27 +49,11 @@ bool moak_x86_supports_attention_misc(const moak_x86_state *st, const moak_op_sh
             return say_no(why, why_len, "sparse attention (a position list) is not in the x86 attention kernels yet");
         /* F32, F16 (F16C / vcvtph2ps), BF16 (shift) and Q8_0 (dequantized
          * on the fly) are read directly from the pages */
-        switch (shape->format) {
-        case MOAK_FORMAT_F32:
-        case MOAK_FORMAT_F16:
-        case MOAK_FORMAT_BF16:
-        case MOAK_FORMAT_Q8_0:
-            return true;
-        default:
-            return decline(st, why, why_len, "KV format", (long)shape->format);
-        }
+        return kv_format_read(shape->format) || decline(st, why, why_len, "KV format", (long)shape->format);
     case MOAK_OP_INDEXER:
         /* indexer_<isa>.c: F32 pages read in place, F16/BF16 converted a
          * vector at a time, Q8_0 through the core's row dequantizer */
-        switch (shape->format) {
-        case MOAK_FORMAT_F32:
-        case MOAK_FORMAT_F16:
-        case MOAK_FORMAT_BF16:
-        case MOAK_FORMAT_Q8_0:
-            return true;
-        default:
-            return decline(st, why, why_len, "index-key format", (long)shape->format);
-        }
+        return kv_format_read(shape->format) || decline(st, why, why_len, "index-key format", (long)shape->format);
     case MOAK_OP_MOE_ROUTE:
         if (shape->variant < MOAK_ROUTE_SOFTMAX_TOPK || shape->variant > MOAK_ROUTE_SIGMOID_TOPK)
             return decline(st, why, why_len, "routing method", (long)shape->variant);
