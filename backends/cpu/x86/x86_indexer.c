@@ -11,6 +11,8 @@
  * each one's top k with the core's moak_select_top_k (ties to the lower
  * position), from the f32 scores widened to double.
  */
+#include "config.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -175,13 +177,18 @@ static moak_status run(moak_x86_state *st, const moak_indexer_args *a, moak_x86_
     return MOAK_OK;
 }
 
+/* Each entry exists only when its ISA's kernels are built (configure). */
+#ifdef MOAK_BUILD_AVX2
 moak_status moak_x86_avx2_indexer(void *state, const moak_indexer_args *args)
 {
     return run(state, args, moak_x86_avx2_indexer_keys, moak_x86_avx2_indexer_row, MOAK_X86_INDEXER_KEYS_AVX2, 8);
 }
+#endif
 
+#ifdef MOAK_BUILD_AVX512
 moak_status moak_x86_avx512_indexer(void *state, const moak_indexer_args *args)
 {
     return run(state, args, moak_x86_avx512_indexer_keys, moak_x86_avx512_indexer_row,
                MOAK_X86_INDEXER_KEYS_AVX512, 16);
 }
+#endif
