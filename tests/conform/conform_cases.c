@@ -54,7 +54,8 @@ uint32_t conform_default_formats(const conform_case *c)
     case CONFORM_MATMUL:
     case CONFORM_MOE:
         return all_weight_formats;
-    case CONFORM_ATTENTION: {
+    case CONFORM_ATTENTION:
+    case CONFORM_INDEXER: {
         uint32_t f = (1u << MOAK_FORMAT_F32) | (1u << MOAK_FORMAT_F16) | (1u << MOAK_FORMAT_BF16);
         if (c->head_dim_k % 32 == 0 && c->head_dim_v % 32 == 0)
             f |= 1u << MOAK_FORMAT_Q8_0;
@@ -106,6 +107,17 @@ void conform_describe_shape(const conform_case *c, char *buf, size_t len)
                      c->causal ? "" : " noncausal");
         if (c->sparse_k > 0 && used < len)
             snprintf(buf + used, len - used, " sparse_k=%d", (int)c->sparse_k);
+        break;
+    }
+    case CONFORM_INDEXER: {
+        size_t used = (size_t)snprintf(buf, len, "h=%d d=%d k=%d L=", (int)c->n_heads, (int)c->head_dim_k,
+                                       (int)c->top_k);
+        for (int i = 0; i < c->n_seqs && used < len; i++)
+            used += (size_t)snprintf(buf + used, len - used, "%s%lld", i ? "," : "", (long long)c->seq_lens[i]);
+        if (used < len)
+            used += (size_t)snprintf(buf + used, len - used, " q=");
+        for (int i = 0; i < c->n_seqs && used < len; i++)
+            used += (size_t)snprintf(buf + used, len - used, "%s%lld", i ? "," : "", (long long)c->q_lens[i]);
         break;
     }
     case CONFORM_RMSNORM:
@@ -356,7 +368,27 @@ static bool expand_sparse(expand_ctx *x, const json_t *m, const char *model, con
     conform_case *c;
     /* "sparse" is in no model's quick list: at k 2048 the reference's cost
      * (every backend that declines runs it again) would dominate make check */
-    if (!json_is_object(a) || !wanted(x, CONFORM_ATTENTION, quick, "sparse"))
+    if (!json_is_object(a))
+        return true;
+    if (wanted(x, CONFORM_INDEXER, quick, "sparse")) {
+        /* the indexer: decode past k and short of k, and a prefill chunk
+         * continuing a cached sequence, in one call */
+        ADD_OR_FAIL(c, CONFORM_INDEXER, model, "indexer");
+        c->n_heads = (int32_t)get_int(a, "index_n_heads", 0);
+        c->head_dim_k = (int32_t)get_int(a, "index_head_dim", 0);
+        c->top_k = (int32_t)get_int(a, "index_topk", 0);
+        c->n_seqs = 3;
+        c->seq_lens[0] = c->top_k + DSA_PAST_K(q);
+        c->seq_lens[1] = c->top_k / 2 + 1;
+        c->seq_lens[2] = c->top_k + DSA_PAST_K(q) / 2;
+        c->q_lens[0] = c->q_lens[1] = 1;
+        c->q_lens[2] = DSA_PREFILL_Q(q);
+        if (c->n_heads < 1 || c->head_dim_k < 1 || c->top_k < 1) {
+            snprintf(x->err, x->err_len, "model '%s': sparse_attention lacks index_n_heads/head_dim/topk", model);
+            return false;
+        }
+    }
+    if (!wanted(x, CONFORM_ATTENTION, quick, "sparse"))
         return true;
     int32_t latent = (int32_t)get_int(a, "kv_lora_rank", 0);
     int32_t rope = (int32_t)get_int(a, "qk_rope_head_dim", 0);
@@ -651,6 +683,18 @@ static bool add_random(expand_ctx *x, tool_rng *rng, conform_op op, int index)
         c->causal = tool_rng_range(rng, 0, 4) != 0;
         break;
     }
+    case CONFORM_INDEXER: {
+        static const int32_t dims[] = {32, 64, 128, 40};
+        c->n_heads = (int32_t)tool_rng_range(rng, 1, 40);
+        c->head_dim_k = dims[tool_rng_range(rng, 0, 3)];
+        c->top_k = (int32_t)tool_rng_range(rng, 1, 64);
+        c->n_seqs = (int32_t)tool_rng_range(rng, 1, 3);
+        for (int i = 0; i < c->n_seqs; i++) {
+            c->seq_lens[i] = tool_rng_range(rng, 1, 300);
+            c->q_lens[i] = tool_rng_range(rng, 1, c->seq_lens[i] < 4 ? c->seq_lens[i] : 4);
+        }
+        break;
+    }
     case CONFORM_RMSNORM:
         c->rows = tool_rng_range(rng, 1, 8);
         c->cols = tool_rng_range(rng, 1, 2000);
@@ -719,7 +763,7 @@ bool conform_load_cases(const char *path, const conform_case_options *opt,
         uint32_t all = conform_default_formats(c);
         c->formats = c->formats ? c->formats & all : all;
         /* --format names weight and KV formats; ops that only take f32 keep it. */
-        if (c->op == CONFORM_MATMUL || c->op == CONFORM_MOE || c->op == CONFORM_ATTENTION)
+        if (c->op == CONFORM_MATMUL || c->op == CONFORM_MOE || c->op == CONFORM_ATTENTION || c->op == CONFORM_INDEXER)
             c->formats &= opt->format_mask;
     }
     if (!ok)

@@ -207,6 +207,60 @@ static int32_t *make_sparse_lists(tool_rng *rng, const conform_case *c)
     return lists;
 }
 
+/* The indexer's inputs and the tool's own scores of every causal position,
+ * in double from the keys as the cache stores them (a round trip through
+ * the format by the public moak_quantize/moak_dequantize). */
+static bool make_indexer_inputs(tool_rng *rng, const conform_case *c, moak_format f, conform_inputs *in)
+{
+    const int64_t total = total_queries(c), dim = c->head_dim_k;
+    int64_t stride = 1;
+    for (int i = 0; i < c->n_seqs; i++)
+        stride = c->seq_lens[i] > stride ? c->seq_lens[i] : stride;
+    in->score_stride = stride;
+    in->q = random_floats(rng, total * c->n_heads * dim, -1.0f, 1.0f);
+    in->weights = random_floats(rng, total * c->n_heads, -0.1f, 0.1f);
+    in->scores = malloc((size_t)(total * stride) * sizeof(double));
+    in->query_last = malloc((size_t)total * sizeof(int64_t));
+    const size_t row_bytes = moak_format_row_bytes(f, dim);
+    unsigned char *packed = malloc(row_bytes);
+    float *stored = malloc((size_t)dim * sizeof(float));
+    bool ok = in->q && in->weights && in->scores && in->query_last && packed && stored;
+    int64_t t = 0;
+    for (int i = 0; i < c->n_seqs && ok; i++) {
+        ok = (in->k[i] = random_floats(rng, c->seq_lens[i] * dim, -1.0f, 1.0f)) != NULL;
+        double *keys = ok ? malloc((size_t)(c->seq_lens[i] * dim) * sizeof(double)) : NULL;
+        ok = ok && keys;
+        for (int64_t j = 0; ok && j < c->seq_lens[i]; j++) {
+            ok = moak_quantize(f, in->k[i] + j * dim, 1, dim, packed, row_bytes) == MOAK_OK &&
+                 moak_dequantize(f, packed, row_bytes, 1, dim, stored) == MOAK_OK;
+            for (int64_t e = 0; e < dim; e++)
+                keys[j * dim + e] = stored[e];
+        }
+        for (int64_t r = 0; ok && r < c->q_lens[i]; r++, t++) {
+            const int64_t p = c->seq_lens[i] - c->q_lens[i] + r;
+            in->query_last[t] = p;
+            for (int64_t j = 0; j <= p; j++) {
+                double s = 0.0;
+                for (int32_t h = 0; h < c->n_heads; h++) {
+                    const float *q = in->q + (t * c->n_heads + h) * dim;
+                    double d = 0.0;
+                    for (int64_t e = 0; e < dim; e++)
+                        d += (double)q[e] * keys[j * dim + e];
+                    if (d > 0.0)
+                        s += (double)in->weights[t * c->n_heads + h] * d;
+                }
+                in->scores[t * stride + j] = s;
+            }
+        }
+        free(keys);
+    }
+    free(packed);
+    free(stored);
+    in->out_rows = total;
+    in->out_cols = c->top_k;
+    return ok;
+}
+
 bool conform_make_inputs(const conform_case *c, moak_format f, uint64_t seed,
                          conform_inputs *in, char *err, size_t err_len)
 {
@@ -275,6 +329,9 @@ bool conform_make_inputs(const conform_case *c, moak_format f, uint64_t seed,
         if (ok && c->sparse_k > 0)
             ok = (in->sparse = make_sparse_lists(&rng, c)) != NULL;
         break;
+    case CONFORM_INDEXER:
+        ok = make_indexer_inputs(&rng, c, f, in);
+        break;
     case CONFORM_RMSNORM:
         in->x = random_floats(&rng, c->rows * c->cols, -2.0f, 2.0f);
         if (c->gamma)
@@ -295,7 +352,7 @@ bool conform_make_inputs(const conform_case *c, moak_format f, uint64_t seed,
     default:
         ok = false;
     }
-    if (c->op != CONFORM_ATTENTION)
+    if (c->op != CONFORM_ATTENTION && c->op != CONFORM_INDEXER)
         ok &= in->x != NULL;
     if (c->op == CONFORM_MOE)
         ok &= in->ids && in->weights;
@@ -326,6 +383,7 @@ void conform_free_inputs(conform_inputs *in)
     free(in->sinks);
     free(in->positions);
     free(in->sparse);
+    free(in->query_last);
     memset(in, 0, sizeof(*in));
 }
 
@@ -333,7 +391,7 @@ bool conform_alloc_outputs(const conform_case *c, const conform_inputs *in, conf
 {
     memset(out, 0, sizeof(*out));
     size_t n = (size_t)(in->out_rows * in->out_cols);
-    if (c->op == CONFORM_ROUTE) {
+    if (c->op == CONFORM_ROUTE || c->op == CONFORM_INDEXER) {
         out->ids = malloc((n ? n : 1) * sizeof(int32_t));
         out->w = malloc((n ? n : 1) * sizeof(float));
         return out->ids && out->w;
@@ -362,6 +420,7 @@ static const char *dispatch_word(conform_op op)
     case CONFORM_ATTENTION: return "attention";
     case CONFORM_RMSNORM: return "rmsnorm";
     case CONFORM_ROPE: return "rope";
+    case CONFORM_INDEXER: return "indexer";
     default: return "?";
     }
 }
@@ -439,8 +498,8 @@ static void poison(const conform_case *c, const conform_inputs *in, conform_outp
 {
     int64_t n = in->out_rows * in->out_cols;
     for (int64_t i = 0; i < n; i++) {
-        if (c->op == CONFORM_ROUTE) {
-            out->ids[i] = -1;
+        if (c->op == CONFORM_ROUTE || c->op == CONFORM_INDEXER) {
+            out->ids[i] = -2; /* -1 is an output of the indexer */
             out->w[i] = NAN;
         } else {
             out->y[i] = NAN;
@@ -552,6 +611,44 @@ static void run_attention(conform_backend *b, const conform_case *c, const confo
     moak_kv_cache_destroy(kv);
 }
 
+static void run_indexer(conform_backend *b, const conform_case *c, const conform_inputs *in, conform_outputs *out,
+                        conform_result *res)
+{
+    enum { PAGE = 64 };
+    moak_kv_cache_desc d = MOAK_KV_CACHE_DESC_INIT;
+    d.format = in->format;
+    d.n_kv_heads = 1;
+    d.head_dim_k = c->head_dim_k;
+    d.max_seqs = c->n_seqs;
+    d.page_tokens = PAGE;
+    d.flags = MOAK_KV_K_ONLY;
+    for (int i = 0; i < c->n_seqs; i++)
+        d.max_tokens += (c->seq_lens[i] + PAGE - 1) / PAGE * PAGE;
+    moak_kv_cache *kv = NULL;
+    if (failed(b, moak_kv_cache_create(b->ctx, &d, &kv), "moak_kv_cache_create(K_ONLY)", res))
+        return;
+    int32_t seq_ids[CONFORM_MAX_SEQS], q_lens[CONFORM_MAX_SEQS];
+    bool ok = true;
+    for (int i = 0; i < c->n_seqs && ok; i++) {
+        seq_ids[i] = i;
+        q_lens[i] = (int32_t)c->q_lens[i];
+        ok = !failed(b, moak_kv_cache_append(b->ctx, kv, i, c->seq_lens[i], in->k[i], NULL), "moak_kv_cache_append",
+                     res);
+    }
+    if (ok) {
+        moak_indexer_desc x = MOAK_INDEXER_DESC_INIT;
+        x.n_heads = c->n_heads;
+        x.head_dim = c->head_dim_k;
+        x.top_k = c->top_k;
+        double t0 = tool_now();
+        moak_status st = moak_indexer(b->ctx, &x, kv, seq_ids, q_lens, c->n_seqs, in->q, in->weights, out->ids,
+                                      out->w);
+        res->seconds = tool_now() - t0;
+        failed(b, st, "moak_indexer", res);
+    }
+    moak_kv_cache_destroy(kv);
+}
+
 static void run_rmsnorm(conform_backend *b, const conform_case *c, const conform_inputs *in, conform_outputs *out,
                         conform_result *res)
 {
@@ -592,6 +689,7 @@ void conform_run_case(conform_backend *b, const conform_case *c, const conform_i
     case CONFORM_ATTENTION: run_attention(b, c, in, out, res); break;
     case CONFORM_RMSNORM: run_rmsnorm(b, c, in, out, res); break;
     case CONFORM_ROPE: run_rope(b, c, in, out, res); break;
+    case CONFORM_INDEXER: run_indexer(b, c, in, out, res); break;
     default:
         res->outcome = CONFORM_FAIL;
         snprintf(res->detail, sizeof(res->detail), "unknown op");
@@ -617,6 +715,9 @@ void conform_judge(const conform_case *c, const conform_inputs *in, const confor
     if (c->op == CONFORM_ROUTE)
         conform_route_error(ref->ids, ref->w, out->ids, out->w, in->scores, c->tokens, (int32_t)c->n_experts,
                             c->top_k, c->scaling, &e);
+    else if (c->op == CONFORM_INDEXER)
+        conform_indexer_error(ref->ids, out->ids, out->w, in->scores, in->query_last, in->score_stride,
+                              in->out_rows, c->top_k, &e);
     else
         conform_row_error(ref->y, out->y, in->out_rows, in->out_cols, &e);
     res->max_err = e.max_err;
@@ -634,6 +735,16 @@ void conform_perturb(const conform_case *c, const conform_inputs *in, const conf
         memcpy(out->ids, ref->ids, (size_t)(in->out_rows * in->out_cols) * sizeof(int32_t));
         double scale = c->scaling > 1.0f ? c->scaling : 1.0;
         out->w[0] = (float)(ref->w[0] + 10.0 * bound * scale);
+        return;
+    }
+    if (c->op == CONFORM_INDEXER) {
+        /* query 0's first score off by 10x the bound on its own scale */
+        memcpy(out->ids, ref->ids, (size_t)(in->out_rows * in->out_cols) * sizeof(int32_t));
+        memcpy(out->w, ref->w, (size_t)(in->out_rows * in->out_cols) * sizeof(float));
+        double largest = 0.0;
+        for (int64_t j = 0; j <= in->query_last[0]; j++)
+            largest = fabs(in->scores[j]) > largest ? fabs(in->scores[j]) : largest;
+        out->w[0] = (float)(ref->w[0] + 10.0 * bound * (largest > 0.0 ? largest : 1.0));
         return;
     }
     /* 10x the bound on the scale the verdict uses: row 0's rms, or for rows

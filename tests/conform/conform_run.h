@@ -68,16 +68,18 @@ typedef struct conform_inputs {
     float *bias[3];              /* matmul: bias[0] [rows]; moe: [E][inter] x2, [E][hidden] */
     float *x;                    /* matmul/moe/rmsnorm/rope input; route: logits */
     int32_t *ids;                /* moe */
-    float *weights;              /* moe */
+    float *weights;              /* moe; indexer: w [total q][n_heads] */
     float *gamma;                /* rmsnorm */
     float *route_bias;           /* route */
-    double *scores;              /* route: selection scores [tokens][E], double */
+    double *scores;              /* route: selection scores [tokens][E]; indexer: every causal score; double */
     float *k[CONFORM_MAX_SEQS];  /* attention: per sequence [L][n_kv][dk] */
     float *v[CONFORM_MAX_SEQS];  /* [L][n_kv][dv], NULL with shared V */
     float *q;                    /* [total q][n_heads][dk] */
     float *sinks;                /* [n_heads] */
     int32_t *positions;          /* rope */
     int32_t *sparse;             /* sparse attention: [total q][sparse_k] positions */
+    int64_t *query_last;         /* indexer: each query's position (its last candidate) */
+    int64_t score_stride;        /* indexer: scores is [total q][score_stride] */
     int64_t out_rows, out_cols;  /* shape of the float output */
 } conform_inputs;
 

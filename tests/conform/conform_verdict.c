@@ -7,7 +7,7 @@
 #include <strings.h>
 
 static const char *const op_names[CONFORM_OP_COUNT] = {
-    "matmul", "moe", "route", "attention", "rmsnorm", "rope",
+    "matmul", "moe", "route", "attention", "rmsnorm", "rope", "indexer",
 };
 
 const char *conform_op_name(conform_op op)
@@ -56,6 +56,8 @@ double conform_bound(conform_op op, moak_format format)
         return MOAK_BOUND_RMSNORM;
     case CONFORM_ROPE:
         return MOAK_BOUND_ROPE;
+    case CONFORM_INDEXER:
+        return MOAK_BOUND_INDEXER_SCORE;
     default:
         return 0.0;
     }
@@ -187,6 +189,52 @@ void conform_route_error(const int32_t *ref_ids, const float *ref_w,
                 continue;
             }
             note_err(e, fabs((double)ow[j] - (double)rw[ref_slot]) / weight_scale, t, j);
+        }
+    }
+}
+
+/* Is expert id in ids[0..k)?  Returns its slot or -1. */
+static int slot_of(const int32_t *ids, int32_t k, int32_t id);
+
+void conform_indexer_error(const int32_t *ref_pos, const int32_t *pos, const float *out_scores,
+                           const double *scores, const int64_t *last, int64_t stride, int64_t n_queries,
+                           int32_t top_k, conform_error *e)
+{
+    reset(e);
+    for (int64_t t = 0; t < n_queries; t++) {
+        const int32_t *ri = ref_pos + t * top_k, *oi = pos + t * top_k;
+        const float *ow = out_scores + t * top_k;
+        const double *s = scores + t * stride;
+        double largest = 0.0;
+        for (int64_t j = 0; j <= last[t]; j++)
+            largest = fabs(s[j]) > largest ? fabs(s[j]) : largest;
+        if (largest == 0.0)
+            largest = 1.0;
+        for (int32_t j = 0; j < top_k; j++) {
+            if (ri[j] < -1 || ri[j] > last[t]) {
+                e->ref_nonfinite++;
+                continue;
+            }
+            if (ri[j] == -1) {
+                if (oi[j] != -1 || ow[j] != -INFINITY) {
+                    e->mismatches++;
+                    note_bad(e, t, j);
+                }
+                continue;
+            }
+            const int32_t id = oi[j];
+            const bool valid = id >= 0 && id <= last[t] && slot_of(oi, j, id) < 0;
+            if (!valid || (id != ri[j] && !(fabs(s[id] - s[ri[j]]) <= MOAK_BOUND_INDEXER_TIE * largest))) {
+                e->mismatches++;
+                note_bad(e, t, j);
+                continue;
+            }
+            if (!isfinite(ow[j])) {
+                e->nonfinite++;
+                note_bad(e, t, j);
+                continue;
+            }
+            note_err(e, fabs((double)ow[j] - s[id]) / largest, t, j);
         }
     }
 }

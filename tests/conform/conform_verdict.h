@@ -24,10 +24,11 @@ typedef enum conform_op {
     CONFORM_ATTENTION,
     CONFORM_RMSNORM,
     CONFORM_ROPE,
+    CONFORM_INDEXER,             /* DeepSeek Sparse Attention's indexer (moak_indexer) */
     CONFORM_OP_COUNT
 } conform_op;
 
-/* "matmul", "moe", "route", "attention", "rmsnorm", "rope". */
+/* "matmul", "moe", "route", "attention", "rmsnorm", "rope", "indexer". */
 const char *conform_op_name(conform_op op);
 /* -1 when the name is not an op. */
 int conform_op_from_name(const char *name);
@@ -68,6 +69,18 @@ void conform_route_error(const int32_t *ref_ids, const float *ref_w,
                          const int32_t *ids, const float *w, const double *scores,
                          int64_t n_tokens, int32_t n_experts, int32_t top_k,
                          double scaling, conform_error *e);
+
+/* The indexer.  scores: the tool's own scores of every causal position in
+ * double, [n_queries][stride] (query t's positions 0..last[t]).  A slot's
+ * position may differ from the reference's only where the two scores tie
+ * within MOAK_BOUND_INDEXER_TIE of the query's largest |score| (else a
+ * mismatch, as an invalid or repeated position is); where the reference has
+ * -1 (fewer candidates than k) the output must be -1 with -INFINITY.
+ * max_err: the largest |score - the tool's score of that position| over the
+ * query's largest |score| (bound MOAK_BOUND_INDEXER_SCORE). */
+void conform_indexer_error(const int32_t *ref_pos, const int32_t *pos, const float *out_scores,
+                           const double *scores, const int64_t *last, int64_t stride, int64_t n_queries,
+                           int32_t top_k, conform_error *e);
 
 /* The verdict: no non-finite output, a finite reference, no id mismatch,
  * and max_err <= bound. */

@@ -31,7 +31,7 @@ static void usage(FILE *out)
             "Runs every case on the chosen backends (default: all available) and on \"ref\",\n"
             "and compares each output with the reference under the bounds of moak.h.\n"
             "  --backend   backends to test; \"all\" = every backend available here\n"
-            "  --op        matmul,moe,route,attention,rmsnorm,rope (default: all)\n"
+            "  --op        matmul,moe,route,attention,rmsnorm,rope,indexer (default: all)\n"
             "  --format    weight/KV formats to keep (f32,f16,bf16,q8_0,q4_0,i8_row,i4_g32,i4_g128)\n"
             "  --quick     the subset run by make check (well under a minute per backend)\n"
             "  --seed N    data and random shapes (default: fresh, printed for replay)\n"

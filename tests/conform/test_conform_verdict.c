@@ -210,6 +210,56 @@ static void test_route(void)
     CHECK(!conform_passes(&e, bound) && e.nonfinite == 1, "a NaN weight must fail");
 }
 
+/* The indexer: one query at position 5 (6 candidates), k 4; another at 1
+ * (2 candidates: slots 2 and 3 are -1).  Scores chosen by hand. */
+static void test_indexer(void)
+{
+    const double scores[2 * 6] = {0.5, 2.0, 1.0, 1.0 + 1e-9, -3.0, 0.25, /* query 0: 1, 3, 2, 0 */
+                                  0.7, 0.9, 0, 0, 0, 0};                   /* query 1: 1, 0 */
+    const int64_t last[2] = {5, 1};
+    const int32_t ref[8] = {1, 3, 2, 0, 1, 0, -1, -1};
+    const float ref_s[8] = {2.0f, 1.0f, 1.0f, 0.5f, 0.9f, 0.7f, -INFINITY, -INFINITY};
+    int32_t pos[8];
+    float s[8];
+    conform_error e;
+    const double bound = conform_bound(CONFORM_INDEXER, MOAK_FORMAT_F32);
+    memcpy(pos, ref, sizeof(pos));
+    memcpy(s, ref_s, sizeof(s));
+    conform_indexer_error(ref, pos, s, scores, last, 6, 2, 4, &e);
+    CHECK(conform_passes(&e, bound), "the reference itself must pass");
+    /* 3 and 2 tie within 1e-9: swapped, excused */
+    pos[1] = 2;
+    pos[2] = 3;
+    conform_indexer_error(ref, pos, s, scores, last, 6, 2, 4, &e);
+    CHECK(conform_passes(&e, bound) && e.mismatches == 0, "a swap of near-tied positions is excused");
+    /* 5 (0.25) instead of 0 (0.5): a mismatch */
+    memcpy(pos, ref, sizeof(pos));
+    pos[3] = 5;
+    conform_indexer_error(ref, pos, s, scores, last, 6, 2, 4, &e);
+    CHECK(!conform_passes(&e, bound) && e.mismatches == 1, "a wrong position must fail");
+    /* a position past the query's own, a repeat, a missing -1 */
+    memcpy(pos, ref, sizeof(pos));
+    pos[5] = 2;
+    conform_indexer_error(ref, pos, s, scores, last, 6, 2, 4, &e);
+    CHECK(!conform_passes(&e, bound), "a position after the query must fail");
+    memcpy(pos, ref, sizeof(pos));
+    pos[1] = 1;
+    conform_indexer_error(ref, pos, s, scores, last, 6, 2, 4, &e);
+    CHECK(!conform_passes(&e, bound), "a repeated position must fail");
+    memcpy(pos, ref, sizeof(pos));
+    pos[7] = 0;
+    conform_indexer_error(ref, pos, s, scores, last, 6, 2, 4, &e);
+    CHECK(!conform_passes(&e, bound), "a slot past the candidates must stay -1");
+    /* a score off by 10x the bound (of the query's largest |score|, 3.0) */
+    memcpy(pos, ref, sizeof(pos));
+    s[0] = (float)(2.0 + 10.0 * bound * 3.0);
+    conform_indexer_error(ref, pos, s, scores, last, 6, 2, 4, &e);
+    CHECK(!conform_passes(&e, bound), "a score off by 10x the bound must fail");
+    s[0] = NAN;
+    conform_indexer_error(ref, pos, s, scores, last, 6, 2, 4, &e);
+    CHECK(!conform_passes(&e, bound) && e.nonfinite == 1, "an unwritten score must fail");
+}
+
 int main(void)
 {
     rng_state = (uint64_t)time(NULL) ^ ((uint64_t)clock() << 20);
@@ -217,6 +267,7 @@ int main(void)
     test_bounds();
     test_rows();
     test_route();
+    test_indexer();
     if (failures) {
         printf("test_conform_verdict: %d check(s) failed\n", failures);
         return 1;
