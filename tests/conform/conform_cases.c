@@ -73,6 +73,20 @@ double conform_moe_weight_bytes(const conform_case *c, moak_format f)
     return (double)c->n_experts * (2.0 * gate + down);
 }
 
+/* " L=a,b q=c,d" after buf[0..used); returns the new length. */
+static size_t describe_seqs(const conform_case *c, char *buf, size_t len, size_t used)
+{
+    if (used < len)
+        used += (size_t)snprintf(buf + used, len - used, " L=");
+    for (int i = 0; i < c->n_seqs && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%lld", i ? "," : "", (long long)c->seq_lens[i]);
+    if (used < len)
+        used += (size_t)snprintf(buf + used, len - used, " q=");
+    for (int i = 0; i < c->n_seqs && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%lld", i ? "," : "", (long long)c->q_lens[i]);
+    return used;
+}
+
 void conform_describe_shape(const conform_case *c, char *buf, size_t len)
 {
     switch (c->op) {
@@ -93,14 +107,9 @@ void conform_describe_shape(const conform_case *c, char *buf, size_t len)
                  c->n_groups > 1 ? " groups" : "");
         break;
     case CONFORM_ATTENTION: {
-        size_t used = (size_t)snprintf(buf, len, "h=%d/%d d=%d/%d L=", (int)c->n_heads, (int)c->n_kv_heads,
+        size_t used = (size_t)snprintf(buf, len, "h=%d/%d d=%d/%d", (int)c->n_heads, (int)c->n_kv_heads,
                                        (int)c->head_dim_k, (int)c->head_dim_v);
-        for (int i = 0; i < c->n_seqs && used < len; i++)
-            used += (size_t)snprintf(buf + used, len - used, "%s%lld", i ? "," : "", (long long)c->seq_lens[i]);
-        if (used < len)
-            used += (size_t)snprintf(buf + used, len - used, " q=");
-        for (int i = 0; i < c->n_seqs && used < len; i++)
-            used += (size_t)snprintf(buf + used, len - used, "%s%lld", i ? "," : "", (long long)c->q_lens[i]);
+        used = describe_seqs(c, buf, len, used);
         if (used < len)
             used += (size_t)snprintf(buf + used, len - used, "%s%s%s%s%s", c->shared_v ? " sharedV" : "",
                      c->sliding_window ? " window" : "", c->sinks ? " sinks" : "", c->softcap > 0 ? " softcap" : "",
@@ -110,14 +119,9 @@ void conform_describe_shape(const conform_case *c, char *buf, size_t len)
         break;
     }
     case CONFORM_INDEXER: {
-        size_t used = (size_t)snprintf(buf, len, "h=%d d=%d k=%d L=", (int)c->n_heads, (int)c->head_dim_k,
+        size_t used = (size_t)snprintf(buf, len, "h=%d d=%d k=%d", (int)c->n_heads, (int)c->head_dim_k,
                                        (int)c->top_k);
-        for (int i = 0; i < c->n_seqs && used < len; i++)
-            used += (size_t)snprintf(buf + used, len - used, "%s%lld", i ? "," : "", (long long)c->seq_lens[i]);
-        if (used < len)
-            used += (size_t)snprintf(buf + used, len - used, " q=");
-        for (int i = 0; i < c->n_seqs && used < len; i++)
-            used += (size_t)snprintf(buf + used, len - used, "%s%lld", i ? "," : "", (long long)c->q_lens[i]);
+        describe_seqs(c, buf, len, used);
         break;
     }
     case CONFORM_RMSNORM:

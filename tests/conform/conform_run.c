@@ -566,31 +566,43 @@ static void run_route(conform_backend *b, const conform_case *c, const conform_i
     failed(b, st, "moak_moe_route", res);
 }
 
-static void run_attention(conform_backend *b, const conform_case *c, const conform_inputs *in,
-                          conform_outputs *out, conform_result *res)
+/* The case's sequences in a fresh cache on b (attention: K and V as the
+ * case says; the indexer: K-only index keys), with the ids and q_lens of
+ * the call.  false (and *kv possibly NULL, to destroy anyway) on failure. */
+static bool fill_cache(conform_backend *b, const conform_case *c, const conform_inputs *in, int32_t n_kv_heads,
+                       int32_t head_dim_v, uint32_t flags, moak_kv_cache **kv, int32_t *seq_ids, int32_t *q_lens,
+                       conform_result *res)
 {
     enum { PAGE = 64 };
     moak_kv_cache_desc d = MOAK_KV_CACHE_DESC_INIT;
     d.format = in->format;
-    d.n_kv_heads = c->n_kv_heads;
+    d.n_kv_heads = n_kv_heads;
     d.head_dim_k = c->head_dim_k;
-    d.head_dim_v = c->head_dim_v;
+    d.head_dim_v = head_dim_v;
     d.max_seqs = c->n_seqs;
     d.page_tokens = PAGE;
-    d.flags = c->shared_v ? MOAK_KV_SHARED_V : 0u;
+    d.flags = flags;
     for (int i = 0; i < c->n_seqs; i++)
         d.max_tokens += (c->seq_lens[i] + PAGE - 1) / PAGE * PAGE;
-    moak_kv_cache *kv = NULL;
-    if (failed(b, moak_kv_cache_create(b->ctx, &d, &kv), "moak_kv_cache_create", res))
-        return;
-    int32_t seq_ids[CONFORM_MAX_SEQS], q_lens[CONFORM_MAX_SEQS];
+    if (failed(b, moak_kv_cache_create(b->ctx, &d, kv), "moak_kv_cache_create", res))
+        return false;
     bool ok = true;
     for (int i = 0; i < c->n_seqs && ok; i++) {
         seq_ids[i] = i;
         q_lens[i] = (int32_t)c->q_lens[i];
-        ok = !failed(b, moak_kv_cache_append(b->ctx, kv, i, c->seq_lens[i], in->k[i], in->v[i]),
+        ok = !failed(b, moak_kv_cache_append(b->ctx, *kv, i, c->seq_lens[i], in->k[i], in->v[i]),
                      "moak_kv_cache_append", res);
     }
+    return ok;
+}
+
+static void run_attention(conform_backend *b, const conform_case *c, const conform_inputs *in,
+                          conform_outputs *out, conform_result *res)
+{
+    moak_kv_cache *kv = NULL;
+    int32_t seq_ids[CONFORM_MAX_SEQS], q_lens[CONFORM_MAX_SEQS];
+    const bool ok = fill_cache(b, c, in, c->n_kv_heads, c->head_dim_v, c->shared_v ? MOAK_KV_SHARED_V : 0u, &kv,
+                               seq_ids, q_lens, res);
     if (ok) {
         moak_attention_desc a = MOAK_ATTENTION_DESC_INIT;
         a.n_heads = c->n_heads;
@@ -614,27 +626,9 @@ static void run_attention(conform_backend *b, const conform_case *c, const confo
 static void run_indexer(conform_backend *b, const conform_case *c, const conform_inputs *in, conform_outputs *out,
                         conform_result *res)
 {
-    enum { PAGE = 64 };
-    moak_kv_cache_desc d = MOAK_KV_CACHE_DESC_INIT;
-    d.format = in->format;
-    d.n_kv_heads = 1;
-    d.head_dim_k = c->head_dim_k;
-    d.max_seqs = c->n_seqs;
-    d.page_tokens = PAGE;
-    d.flags = MOAK_KV_K_ONLY;
-    for (int i = 0; i < c->n_seqs; i++)
-        d.max_tokens += (c->seq_lens[i] + PAGE - 1) / PAGE * PAGE;
     moak_kv_cache *kv = NULL;
-    if (failed(b, moak_kv_cache_create(b->ctx, &d, &kv), "moak_kv_cache_create(K_ONLY)", res))
-        return;
     int32_t seq_ids[CONFORM_MAX_SEQS], q_lens[CONFORM_MAX_SEQS];
-    bool ok = true;
-    for (int i = 0; i < c->n_seqs && ok; i++) {
-        seq_ids[i] = i;
-        q_lens[i] = (int32_t)c->q_lens[i];
-        ok = !failed(b, moak_kv_cache_append(b->ctx, kv, i, c->seq_lens[i], in->k[i], NULL), "moak_kv_cache_append",
-                     res);
-    }
+    const bool ok = fill_cache(b, c, in, 1, 0, MOAK_KV_K_ONLY, &kv, seq_ids, q_lens, res);
     if (ok) {
         moak_indexer_desc x = MOAK_INDEXER_DESC_INIT;
         x.n_heads = c->n_heads;
