@@ -581,6 +581,102 @@ MOAK_API moak_status moak_indexer(moak_context *ctx, const moak_indexer_desc *de
                                   int32_t *positions, float *scores);
 
 /* ------------------------------------------------------------------------ */
+/* Gated delta-rule linear attention (Gated DeltaNet, Kimi's KDA)           */
+/* ------------------------------------------------------------------------ */
+/*
+ * Qwen3-Next / Qwen3.5 (Gated DeltaNet) and Kimi Linear (KDA) keep, per
+ * sequence, a fixed-size state instead of a KV cache:
+ *   - per value head h a d_k x d_v matrix S_h in f32, laid out
+ *     [n_v_heads][d_k][d_v] (row i of S_h belongs to key channel i);
+ *   - the short convolution's state: the last conv_kernel - 1 raw (pre-conv)
+ *     inputs of the conv channels, [conv_kernel - 1][channels], oldest first,
+ *     channels = 2 * n_qk_heads * d_k + n_v_heads * d_v (q, k, v concatenated).
+ * A new or cleared sequence's state is all zeros (a prefill shorter than the
+ * kernel sees zeros to its left).  The state lives in host memory owned by the
+ * core for every backend: a host backend updates it in place, a device
+ * backend (opencl) copies the sequences a call touches in and back.
+ */
+typedef struct moak_linear_state moak_linear_state;
+
+typedef struct moak_linear_state_desc {
+    size_t struct_size;
+    int32_t n_qk_heads;          /* q and k heads (Qwen3-Next 16, Kimi Linear 32) */
+    int32_t n_v_heads;           /* value heads, a multiple of n_qk_heads (Qwen3-Next 32) */
+    int32_t head_dim_k;          /* d_k (128) */
+    int32_t head_dim_v;          /* d_v (128) */
+    int32_t conv_kernel;         /* 0 means 4; 1 = no convolution state; at most 16 */
+    int32_t max_seqs;            /* sequence ids are 0 .. max_seqs-1 */
+} moak_linear_state_desc;
+
+#define MOAK_LINEAR_STATE_DESC_INIT MOAK_STRUCT_INIT(moak_linear_state_desc)
+
+MOAK_API moak_status moak_linear_state_create(moak_context *ctx,
+                                              const moak_linear_state_desc *desc,
+                                              moak_linear_state **state);
+MOAK_API void moak_linear_state_destroy(moak_linear_state *state);
+/* Zero one sequence's state (both parts): the next call starts it afresh. */
+MOAK_API moak_status moak_linear_state_seq_clear(moak_context *ctx,
+                                                 moak_linear_state *state,
+                                                 int32_t seq_id);
+/* Read one sequence's delta-rule state, [n_v_heads][d_k][d_v] f32, into s
+ * (and, when conv is not NULL, its conv state [conv_kernel-1][channels]). */
+MOAK_API moak_status moak_linear_state_read(const moak_linear_state *state,
+                                            int32_t seq_id, float *s, float *conv);
+
+typedef enum moak_gate_kind {
+    /* Gated DeltaNet: g[t][h], one log-decay per token and value head */
+    MOAK_GATE_PER_HEAD = 0,
+    /* KDA: g[t][h][d_k], one log-decay per key channel (row of S) */
+    MOAK_GATE_PER_KEY = 1
+} moak_gate_kind;
+
+/* The op's shape must equal the state's (a state made for another layer
+ * shape is refused with MOAK_ERR_SHAPE_MISMATCH). */
+typedef struct moak_gated_delta_desc {
+    size_t struct_size;
+    int32_t n_qk_heads;
+    int32_t n_v_heads;           /* a multiple of n_qk_heads */
+    int32_t head_dim_k;
+    int32_t head_dim_v;
+    int32_t conv_kernel;         /* 0 means 4 */
+    moak_gate_kind gate;
+    float scale;                 /* applied to q after its L2 norm; 0 means 1/sqrt(d_k) */
+} moak_gated_delta_desc;
+
+#define MOAK_GATED_DELTA_DESC_INIT MOAK_STRUCT_INIT(moak_gated_delta_desc)
+
+/* For each sequence i, q_lens[i] new tokens continue its stored state
+ * (q_len 1 = decode, > 1 = prefill, 0 = untouched).  Per token t:
+ *   x = qkv[t] (channels: q [n_qk_heads][d_k], k [n_qk_heads][d_k],
+ *       v [n_v_heads][d_v]);
+ *   c = silu(sum_j conv_w[c][j] * x_{t - (kernel-1) + j}[c])  (depthwise,
+ *       no bias; x before this call's first token comes from the conv state;
+ *       conv_w: [channels][conv_kernel], the checkpoint's [C][1][K] squeezed);
+ *   q_h, k_h = their conv outputs * rsqrt(sum x^2 + 1e-6); q_h *= scale;
+ *   for value head j (its q/k head j / (n_v_heads / n_qk_heads)):
+ *     S_j <- exp(g) * S_j       (g[t][j] scalar, or g[t][j][i] on row i; g <= 0)
+ *     u = beta[t][j] * (v_j - S_j^T k)
+ *     S_j <- S_j + k u^T
+ *     out[t][j] = S_j^T q        ([d_v]; the current token included).
+ * qkv: [sum q_lens][channels]; g: [sum q_lens][n_v_heads] (PER_HEAD) or
+ * [sum q_lens][n_v_heads][d_k] (PER_KEY), finite and <= 0; beta:
+ * [sum q_lens][n_v_heads]; out: [sum q_lens][n_v_heads][d_v].  Sequence ids
+ * distinct.  Prefill may run in the chunked (WY) form, decode recurrently.
+ * On error neither out nor the state is changed.
+ * Bound (per token over all heads, as matmul, against the recurrence in
+ * double): 1e-3; the stored state after the call, per sequence and head,
+ * max |S - S_ref| / rms(S_ref): 1e-3. */
+#define MOAK_BOUND_GATED_DELTA 1e-3
+MOAK_API moak_status moak_gated_delta_rule(moak_context *ctx,
+                                           const moak_gated_delta_desc *desc,
+                                           moak_linear_state *state,
+                                           const int32_t *seq_ids,
+                                           const int32_t *q_lens, int32_t n_seqs,
+                                           const float *qkv, const float *conv_w,
+                                           const float *g, const float *beta,
+                                           float *out);
+
+/* ------------------------------------------------------------------------ */
 /* Around the two: RMSNorm and RoPE                                         */
 /* ------------------------------------------------------------------------ */
 

@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever moak_backend_ops, moak_backend_env or an args struct changes shape. */
-#define MOAK_BACKEND_ABI_VERSION 2
+#define MOAK_BACKEND_ABI_VERSION 3
 
 typedef enum moak_op {
     MOAK_OP_MATMUL = 0,          /* also asked at weight creation with m = 0 ("any m") */
@@ -36,6 +36,7 @@ typedef enum moak_op {
     MOAK_OP_RMSNORM = 4,
     MOAK_OP_ROPE = 5,
     MOAK_OP_INDEXER = 6,         /* also asked at K-only (index) cache creation with n_heads = 0 */
+    MOAK_OP_GATED_DELTA = 7,     /* also asked at state creation with m = 0 */
     MOAK_OP_COUNT
 } moak_op;
 
@@ -60,11 +61,11 @@ typedef struct moak_op_shape {
     int64_t k;                   /* matmul: cols of W; moe: hidden */
     int64_t n_experts;           /* moe, route */
     int32_t top_k;               /* moe, route, indexer; attention: sparse_k (with MOAK_FEATURE_SPARSE) */
-    int32_t n_heads;             /* attention, rope, indexer */
-    int32_t n_kv_heads;
+    int32_t n_heads;             /* attention, rope, indexer; gated delta: value heads */
+    int32_t n_kv_heads;          /* attention; gated delta: q/k heads (n: conv kernel) */
     int32_t head_dim_k;
     int32_t head_dim_v;
-    int32_t variant;             /* moak_route_method, moak_activation or moak_rope_layout */
+    int32_t variant;             /* moak_route_method, moak_activation, moak_rope_layout or moak_gate_kind */
     uint32_t features;           /* MOAK_FEATURE_* */
 } moak_op_shape;
 
@@ -236,6 +237,34 @@ typedef struct moak_indexer_args {
     float *scores;               /* [total][top_k] or NULL */
 } moak_indexer_args;
 
+/* Gated delta rule (moak.h).  The state is core-owned host memory:
+ * sequence s's delta state at delta_states + s * n_v_heads * d_k * d_v
+ * ([n_v_heads][d_k][d_v] f32), its conv state at conv_states + s *
+ * (conv_kernel - 1) * channels ([conv_kernel - 1][channels], oldest first).
+ * A backend updates both in place for the listed sequences only, and only
+ * once it can no longer fail. */
+typedef struct moak_gated_delta_args {
+    moak_gate_kind gate;
+    int32_t n_qk_heads;
+    int32_t n_v_heads;
+    int32_t head_dim_k;
+    int32_t head_dim_v;
+    int32_t conv_kernel;         /* resolved (>= 1) */
+    int64_t channels;            /* 2 * n_qk_heads * d_k + n_v_heads * d_v */
+    float scale;                 /* resolved (never 0) */
+    float *delta_states;
+    float *conv_states;          /* NULL when conv_kernel is 1 */
+    int32_t n_seqs;
+    const int32_t *seq_ids;
+    const int32_t *q_lens;
+    const int64_t *q_offsets;    /* [n_seqs + 1]: first token of each sequence */
+    const float *qkv;            /* [total][channels] */
+    const float *conv_w;         /* [channels][conv_kernel] */
+    const float *g;              /* [total][n_v_heads] or [total][n_v_heads][d_k] */
+    const float *beta;           /* [total][n_v_heads] */
+    float *out;                  /* [total][n_v_heads][d_v] */
+} moak_gated_delta_args;
+
 typedef struct moak_rmsnorm_args {
     const float *x;
     const float *gamma;          /* or NULL */
@@ -313,6 +342,9 @@ typedef struct moak_backend_ops {
 
     /* ---- added with ABI 2 ---- */
     moak_status (*indexer)(void *state, const moak_indexer_args *args);
+
+    /* ---- added with ABI 3 ---- */
+    moak_status (*gated_delta)(void *state, const moak_gated_delta_args *args);
 } moak_backend_ops;
 
 /* The backends built into this library; each backend defines its table. */

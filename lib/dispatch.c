@@ -15,7 +15,7 @@
 #include "internal.h"
 
 static const char *const op_names[MOAK_OP_COUNT] = {
-    "matmul", "moe_ffn", "moe_route", "attention", "rmsnorm", "rope", "indexer",
+    "matmul", "moe_ffn", "moe_route", "attention", "rmsnorm", "rope", "indexer", "gated_delta",
 };
 
 moak_status moak_parse_backend_list(moak_context *ctx, const char *list, int32_t *indices, int32_t *count)
@@ -102,6 +102,11 @@ static void describe(const moak_op_shape *s, char *buf, size_t len)
         snprintf(buf, len, "attention kv=%s tokens=%lld heads=%d/%d dk=%d dv=%d features=0x%x",
                  moak_format_name(s->format), (long long)s->m, (int)s->n_heads, (int)s->n_kv_heads,
                  (int)s->head_dim_k, (int)s->head_dim_v, s->features);
+        break;
+    case MOAK_OP_GATED_DELTA:
+        snprintf(buf, len, "gated_delta tokens=%lld heads=%d/%d dk=%d dv=%d conv=%lld gate=%s", (long long)s->m,
+                 (int)s->n_kv_heads, (int)s->n_heads, (int)s->head_dim_k, (int)s->head_dim_v, (long long)s->n,
+                 s->variant == MOAK_GATE_PER_KEY ? "per-key" : "per-head");
         break;
     default:
         snprintf(buf, len, "%s rows=%lld n=%lld variant=%d experts=%lld top_k=%d", op_names[s->op],

@@ -141,6 +141,22 @@ struct moak_kv_cache {
     moak_kv_view view;
 };
 
+/* Gated delta-rule state (linear_state.c): host memory for every backend. */
+struct moak_linear_state {
+    moak_context *ctx;
+    int32_t n_qk_heads;
+    int32_t n_v_heads;
+    int32_t head_dim_k;
+    int32_t head_dim_v;
+    int32_t conv_kernel;
+    int32_t max_seqs;
+    int64_t channels;             /* 2 * n_qk_heads * d_k + n_v_heads * d_v */
+    size_t delta_floats;          /* per sequence: n_v_heads * d_k * d_v */
+    size_t conv_floats;           /* per sequence: (conv_kernel - 1) * channels */
+    float *delta;                 /* [max_seqs][delta_floats] */
+    float *conv;                  /* [max_seqs][conv_floats], NULL when conv_kernel is 1 */
+};
+
 /* Lock ctx for one op; every public op calls these around its body. */
 void moak_context_lock(moak_context *ctx);
 void moak_context_unlock(moak_context *ctx);

@@ -1,5 +1,5 @@
 # The core library: context, errors, probe, dispatch, threads, formats,
-# weights, KV cache and the validation in front of every public op.
+# weights, KV cache, linear-attention state and the validation in front of every public op.
 libmoak_la_SOURCES += \
 	lib/internal.h \
 	lib/status.c \
@@ -19,4 +19,6 @@ libmoak_la_SOURCES += \
 	lib/topk_select.c \
 	lib/op_indexer.c \
 	lib/op_attention.c \
-	lib/op_norm_rope.c
+	lib/op_norm_rope.c \
+	lib/linear_state.c \
+	lib/op_gated_delta.c

@@ -120,6 +120,9 @@ static bool onednn_supports(void *state, const moak_op_shape *shape, char *why, 
     case MOAK_OP_RMSNORM:
     case MOAK_OP_ROPE:
         return say_no(why, why_len, "the onednn backend does not run rmsnorm/rope (left to the hand-written backends)");
+    case MOAK_OP_GATED_DELTA:
+        return say_no(why, why_len,
+                      "oneDNN 2.6 has no gated delta-rule (linear attention) primitive; left to the hand-written backends");
     default:
         return say_no(why, why_len, "unknown op");
     }

@@ -195,4 +195,5 @@ const moak_backend_ops moak_backend_ref = {
     .indexer = ref_indexer,
     .rmsnorm = ref_rmsnorm,
     .rope = ref_rope,
+    .gated_delta = ref_gated_delta,
 };

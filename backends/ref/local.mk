@@ -8,4 +8,5 @@ libmoak_la_SOURCES += \
 	backends/ref/route_ref.c \
 	backends/ref/attention_ref.c \
 	backends/ref/indexer_ref.c \
-	backends/ref/norm_rope_ref.c
+	backends/ref/norm_rope_ref.c \
+	backends/ref/gated_delta_ref.c

@@ -95,5 +95,6 @@ moak_status ref_attention(void *state, const moak_attention_args *args);
 moak_status ref_rmsnorm(void *state, const moak_rmsnorm_args *args);
 moak_status ref_rope(void *state, const moak_rope_args *args);
 moak_status ref_indexer(void *state, const moak_indexer_args *args);
+moak_status ref_gated_delta(void *state, const moak_gated_delta_args *args);
 
 #endif /* MOAK_BACKENDS_REF_INTERNAL_H */
