@@ -18,7 +18,9 @@ libmoak_la_SOURCES += \
 	backends/cpu/arm/neon_kernel_tables.c \
 	backends/cpu/arm/neon_pack.c \
 	backends/cpu/arm/neon_matmul.c \
-	backends/cpu/arm/neon_moe.c
+	backends/cpu/arm/neon_moe.c \
+	backends/cpu/gated_delta_cpu.h \
+	backends/cpu/gated_delta_cpu.c
 
 neon_kernel_headers = \
 	backends/cpu/arm/neon_backend.h \
@@ -37,7 +39,9 @@ libneon_base_la_SOURCES = $(neon_kernel_headers) \
 	backends/cpu/arm/attention_neon.c \
 	backends/cpu/arm/attention_kernels_neon.c \
 	backends/cpu/arm/norm_rope_neon.c \
-	backends/cpu/arm/route_neon.c
+	backends/cpu/arm/route_neon.c \
+	backends/cpu/gated_delta_body.h \
+	backends/cpu/arm/gated_delta_neon.c
 libmoak_la_LIBADD += libneon_base.la
 
 noinst_LTLIBRARIES += libneon_dotprod.la

@@ -202,6 +202,10 @@ static bool neon_supports(void *state, const moak_op_shape *shape, char *why, si
         return true;
     case MOAK_OP_RMSNORM:
         return true;
+    case MOAK_OP_GATED_DELTA:
+        if (shape->variant != MOAK_GATE_PER_HEAD && shape->variant != MOAK_GATE_PER_KEY)
+            return decline(why, why_len, "neon: unknown gate kind %d", (int)shape->variant);
+        return true;
     case MOAK_OP_ROPE:
         if (shape->variant != MOAK_ROPE_NEOX && shape->variant != MOAK_ROPE_GPTJ)
             return decline(why, why_len, "neon: unknown RoPE layout %d", (int)shape->variant);
@@ -231,4 +235,5 @@ const moak_backend_ops moak_backend_neon = {
     .attention = neon_attention,
     .rmsnorm = neon_rmsnorm,
     .rope = neon_rope,
+    .gated_delta = neon_gated_delta,
 };

@@ -86,5 +86,7 @@ moak_status neon_attention(void *state, const moak_attention_args *args);
 moak_status neon_moe_route(void *state, const moak_route_args *args);
 moak_status neon_rmsnorm(void *state, const moak_rmsnorm_args *args);
 moak_status neon_rope(void *state, const moak_rope_args *args);
+/* The gated delta rule (gated_delta_neon.c over ../gated_delta_cpu.c). */
+moak_status neon_gated_delta(void *state, const moak_gated_delta_args *args);
 
 #endif

@@ -21,7 +21,10 @@ x86_common_sources = \
 	backends/cpu/x86/x86_moe.c \
 	backends/cpu/x86/x86_supports_attention.c \
 	backends/cpu/x86/x86_indexer.h \
-	backends/cpu/x86/x86_indexer.c
+	backends/cpu/x86/x86_indexer.c \
+	backends/cpu/gated_delta_cpu.h \
+	backends/cpu/gated_delta_cpu.c \
+	backends/cpu/x86/x86_gated_delta.c
 
 x86_body_headers = \
 	backends/cpu/x86/gemm_tile_entry.h \
@@ -58,7 +61,9 @@ libx86_avx2_la_SOURCES = \
 	backends/cpu/x86/attention_avx2.c \
 	backends/cpu/x86/elementwise_avx2.c \
 	backends/cpu/x86/indexer_body.h \
-	backends/cpu/x86/indexer_avx2.c
+	backends/cpu/x86/indexer_avx2.c \
+	backends/cpu/gated_delta_body.h \
+	backends/cpu/x86/gated_delta_avx2.c
 libmoak_la_LIBADD += libx86_avx2.la
 
 if HAVE_AVXVNNI_FLAGS
@@ -93,7 +98,9 @@ libx86_avx512_la_SOURCES = \
 	backends/cpu/x86/attention_avx512.c \
 	backends/cpu/x86/elementwise_avx512.c \
 	backends/cpu/x86/indexer_body.h \
-	backends/cpu/x86/indexer_avx512.c
+	backends/cpu/x86/indexer_avx512.c \
+	backends/cpu/gated_delta_body.h \
+	backends/cpu/x86/gated_delta_avx512.c
 libmoak_la_LIBADD += libx86_avx512.la
 endif
 

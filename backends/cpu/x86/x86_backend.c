@@ -166,6 +166,10 @@ static bool x86_supports(void *state, const moak_op_shape *shape, char *why, siz
             return say(why, why_len, "%s: unknown MoE activation%s", level, "");
         return true;
     }
+    case MOAK_OP_GATED_DELTA:
+        if (shape->variant != MOAK_GATE_PER_HEAD && shape->variant != MOAK_GATE_PER_KEY)
+            return say(why, why_len, "%s: unknown gate kind%s", level, "");
+        return true;
     default:
         return moak_x86_supports_attention_misc(st, shape, why, why_len);
     }
@@ -190,6 +194,7 @@ const moak_backend_ops moak_backend_avx2 = {
     .rmsnorm = moak_x86_avx2_rmsnorm,
     .rope = moak_x86_avx2_rope,
     .indexer = moak_x86_avx2_indexer,
+    .gated_delta = moak_x86_gated_delta,
 };
 #endif
 
@@ -212,5 +217,6 @@ const moak_backend_ops moak_backend_avx512 = {
     .rmsnorm = moak_x86_avx512_rmsnorm,
     .rope = moak_x86_avx512_rope,
     .indexer = moak_x86_avx512_indexer,
+    .gated_delta = moak_x86_gated_delta,
 };
 #endif

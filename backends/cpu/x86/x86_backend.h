@@ -46,5 +46,7 @@ moak_status moak_x86_avx2_rope(void *state, const moak_rope_args *args);
 moak_status moak_x86_avx2_indexer(void *state, const moak_indexer_args *args);
 moak_status moak_x86_avx512_indexer(void *state, const moak_indexer_args *args);
 moak_status moak_x86_avx512_rope(void *state, const moak_rope_args *args);
+/* The gated delta rule (x86_gated_delta.c over ../gated_delta_cpu.c). */
+moak_status moak_x86_gated_delta(void *state, const moak_gated_delta_args *args);
 
 #endif
