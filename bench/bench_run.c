@@ -80,6 +80,9 @@ typedef struct runner {
     moak_kv_cache *kv_index;     /* K-only index keys */
     float *idx_k_src, *idx_q, *idx_w;
     int32_t *positions;          /* [sparse_k]: fixed (sparse attention) or the indexer's (dsa) */
+    /* Gated delta rule: one state, a sequence per instance; q holds qkv. */
+    moak_linear_state *gdn_state;
+    float *gdn_w, *gdn_g, *gdn_beta;
 
     /* Layer buffers. */
     float *xn, *qkv, *att, *o_proj, *x2, *logits, *gamma, *qk_gamma;
@@ -289,6 +292,35 @@ static void setup_attention(runner *r)
     if (w->sinks)
         r->sinks = random_floats(r, w->n_heads, -1.0f, 1.0f);
     r->inst_bytes = kv_seq_bytes(r->f, w->n_kv_heads, w->head_dim_k, w->head_dim_v, w->shared_v, L);
+}
+
+/* Gated delta rule: one call's inputs (the same for every instance); an
+ * instance is one sequence's state (hv dk dv floats + the conv state). */
+static void setup_gated_delta(runner *r)
+{
+    const bench_workload *w = r->w;
+    const int64_t C = 2 * (int64_t)w->n_kv_heads * w->head_dim_k + (int64_t)w->n_heads * w->head_dim_v;
+    const int64_t g_per = (int64_t)w->n_heads * (w->gate == MOAK_GATE_PER_KEY ? w->head_dim_k : 1);
+    r->q = random_floats(r, w->q_len * C, -1.0f, 1.0f);
+    r->gdn_w = random_floats(r, C * w->conv_kernel, -0.5f, 0.5f);
+    /* decays of 0.6 .. 0.99 a token, as the models' -exp(A) softplus(.) gives */
+    r->gdn_g = random_floats(r, w->q_len * g_per, -0.5f, -0.01f);
+    r->gdn_beta = random_floats(r, w->q_len * w->n_heads, 0.1f, 0.9f);
+    r->out = alloc_or_fail(r, (size_t)(w->q_len * w->n_heads * w->head_dim_v) * sizeof(float));
+    r->inst_bytes = 4.0 * ((double)w->n_heads * w->head_dim_k * w->head_dim_v + (double)(w->conv_kernel - 1) * C);
+}
+
+static void create_gated_delta_state(runner *r)
+{
+    const bench_workload *w = r->w;
+    moak_linear_state_desc d = MOAK_LINEAR_STATE_DESC_INIT;
+    d.n_qk_heads = w->n_kv_heads;
+    d.n_v_heads = w->n_heads;
+    d.head_dim_k = w->head_dim_k;
+    d.head_dim_v = w->head_dim_v;
+    d.conv_kernel = w->conv_kernel;
+    d.max_seqs = r->cap_inst;
+    check(r, moak_linear_state_create(r->ctx, &d, &r->gdn_state), "moak_linear_state_create");
 }
 
 /* Sparse attention: sparse_k distinct positions of the cache in random
@@ -522,6 +554,19 @@ static void call_once(runner *r, bool first)
         st = moak_attention(r->ctx, &d, r->kv, &seq, &q_len, 1, r->q, r->out);
         break;
     }
+    case BENCH_GATED_DELTA: {
+        int32_t seq = inst, q_len = (int32_t)w->q_len;
+        moak_gated_delta_desc d = MOAK_GATED_DELTA_DESC_INIT;
+        d.n_qk_heads = w->n_kv_heads;
+        d.n_v_heads = w->n_heads;
+        d.head_dim_k = w->head_dim_k;
+        d.head_dim_v = w->head_dim_v;
+        d.conv_kernel = w->conv_kernel;
+        d.gate = w->gate;
+        st = moak_gated_delta_rule(r->ctx, &d, r->gdn_state, &seq, &q_len, 1, r->q, r->gdn_w, r->gdn_g, r->gdn_beta,
+                                   r->out);
+        break;
+    }
     case BENCH_LAYER:
         call_layer(r, inst, first);
         r->calls++;
@@ -541,6 +586,10 @@ static void teardown(runner *r)
     free(r->inst_calls);
     moak_kv_cache_destroy(r->kv);
     moak_kv_cache_destroy(r->kv_index);
+    moak_linear_state_destroy(r->gdn_state);
+    free(r->gdn_w);
+    free(r->gdn_g);
+    free(r->gdn_beta);
     free(r->idx_k_src);
     free(r->idx_q);
     free(r->idx_w);
@@ -587,6 +636,7 @@ void bench_run_workload(moak_context *ctx, const char *backend, const bench_work
     case BENCH_LAYER: setup_layer(&r); break;
     case BENCH_INDEXER: setup_indexer(&r); break;
     case BENCH_DSA: setup_dsa(&r); break;
+    case BENCH_GATED_DELTA: setup_gated_delta(&r); break;
     }
     res->experts_allocated = r.experts;
     res->instance_bytes = r.inst_bytes;
@@ -609,6 +659,8 @@ void bench_run_workload(moak_context *ctx, const char *backend, const bench_work
         create_cache(&r, f, w->n_kv_heads, w->head_dim_k, w->head_dim_v, w->shared_v, w->cached);
     if (!r.failed && (w->kind == BENCH_INDEXER || w->kind == BENCH_DSA))
         create_index_cache(&r, f, w->index_dim, w->cached);
+    if (!r.failed && w->kind == BENCH_GATED_DELTA)
+        create_gated_delta_state(&r);
     if (!r.failed && w->kind == BENCH_LAYER)
         create_cache(&r, w->kv_format, w->n_kv_heads, w->head_dim_k, w->head_dim_v, false,
                      w->cached + LAYER_HEADROOM);

@@ -150,6 +150,44 @@ static void test_sparse(void)
     CHECK_EQ(c.ops, 541065216.0 + 570425344.0, "dsa-decode ops");
 }
 
+static void test_gated_delta(void)
+{
+    bench_count c;
+    /* gdn-decode (Qwen3-Next: 16 q/k heads, 32 v heads, d 128, kernel 4):
+     * C = 2 x 16 x 128 + 32 x 128 = 8192 channels.
+     * conv: qkv 8192 x 4 = 32,768 + weights 8192 x 4 x 4 = 131,072 + conv
+     * state 3 x 8192 x 4 read and written = 196,608 -> 360,448 bytes;
+     * ops 8192 x (8 + 4) + 6 x 16 x 128 = 98,304 + 12,288 = 110,592.
+     * delta: state 32 x 128 x 128 x 4 = 2,097,152 read and written =
+     * 4,194,304 + g 32 x 4 + beta 32 x 4 + out 32 x 128 x 4 = 16,640 ->
+     * 4,210,944 bytes; ops 7 x 32 x 16384 = 3,670,016. */
+    bench_count_gated_delta(&c, 16, 32, 128, 128, 4, MOAK_GATE_PER_HEAD, 1);
+    CHECK(c.n_parts == 2 && strcmp(c.parts[0].what, "conv") == 0 && strcmp(c.parts[1].what, "delta") == 0,
+          "gated delta: conv then delta");
+    CHECK_EQ(c.parts[0].bytes, 360448.0, "gdn-decode conv bytes");
+    CHECK_EQ(c.parts[0].ops, 110592.0, "gdn-decode conv ops");
+    CHECK_EQ(c.parts[1].bytes, 4210944.0, "gdn-decode delta bytes");
+    CHECK_EQ(c.parts[1].ops, 3670016.0, "gdn-decode delta ops");
+    /* gdn-prefill, 512 tokens = 8 chunks of 64; per chunk and v-head:
+     * 2 x 64^2 x (384 + 256) = 5,242,880 + 6 x 64 x 16384 = 6,291,456 +
+     * 64 x 63 x 127 / 3 = 170,688 -> 11,705,024; x 8 x 32 = 2,996,486,144.
+     * delta bytes: 4,194,304 + 512 x (32 + 32 + 4096) x 4 = 8,519,680 ->
+     * 12,713,984.  conv: 512 x 32,768 + 131,072 + 196,608 = 17,104,896
+     * bytes, 512 x 110,592 = 56,623,104 ops. */
+    bench_count_gated_delta(&c, 16, 32, 128, 128, 4, MOAK_GATE_PER_HEAD, 512);
+    CHECK_EQ(c.parts[1].ops, 2996486144.0, "gdn-prefill delta ops");
+    CHECK_EQ(c.parts[1].bytes, 12713984.0, "gdn-prefill delta bytes");
+    CHECK_EQ(c.parts[0].bytes, 17104896.0, "gdn-prefill conv bytes");
+    CHECK_EQ(c.parts[0].ops, 56623104.0, "gdn-prefill conv ops");
+    /* a last chunk of 1 token: 2 x 1 x 640 + 6 x 16384 + 0 = 99,584 per v-head
+     * on top of one whole chunk's 11,705,024 (65 tokens, one v-head) */
+    bench_count_gated_delta(&c, 1, 1, 128, 128, 4, MOAK_GATE_PER_HEAD, 65);
+    CHECK_EQ(c.parts[1].ops, 11705024.0 + 99584.0, "65 tokens: a chunk of 64 and one of 1");
+    /* kda-decode: per-key gates read 32 x 128 values a token, not 32 */
+    bench_count_gated_delta(&c, 32, 32, 128, 128, 4, MOAK_GATE_PER_KEY, 1);
+    CHECK_EQ(c.parts[1].bytes, 4194304.0 + 4.0 * (4096 + 32 + 4096), "kda-decode delta bytes");
+}
+
 static void test_layer(void)
 {
     bench_workload w;
@@ -279,6 +317,13 @@ static void test_workloads_file(void)
     CHECK(w && w->kind == BENCH_DSA && w->n_heads == 128 && w->index_heads == 64 && w->index_dim == 128 &&
               w->sparse_k == 2048 && w->cached == 32768 && w->shared_v,
           "dsa-decode is DeepSeek-V3.2's DSA over 2048 of 32768");
+    w = bench_find_workload(&list, "gdn-decode");
+    CHECK(w && w->kind == BENCH_GATED_DELTA && w->n_heads == 32 && w->n_kv_heads == 16 && w->head_dim_k == 128 &&
+              w->conv_kernel == 4 && w->gate == MOAK_GATE_PER_HEAD && w->q_len == 1,
+          "gdn-decode is Qwen3-Next's 16/32 heads x 128, one token");
+    w = bench_find_workload(&list, "kda-prefill");
+    CHECK(w && w->kind == BENCH_GATED_DELTA && w->gate == MOAK_GATE_PER_KEY && w->q_len == 512,
+          "kda-prefill has per-key gates, 512 tokens");
     w = bench_find_workload(&list, "indexer-decode");
     CHECK(w && w->kind == BENCH_INDEXER && w->index_heads == 64 && w->sparse_k == 2048 && w->cached == 32768,
           "indexer-decode is 64 x 128 over 32768");
@@ -297,6 +342,7 @@ int main(void)
     test_attention();
     test_sparse();
     test_layer();
+    test_gated_delta();
     test_floor();
     test_stats();
     test_workloads_file();

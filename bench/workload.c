@@ -146,6 +146,27 @@ void bench_count_indexer(bench_count *c, moak_format kv, int32_t index_heads, in
     indexer_part(c, kv, index_heads, index_dim, cached, top_k);
 }
 
+void bench_count_gated_delta(bench_count *c, int32_t hk, int32_t hv, int32_t dk, int32_t dv, int32_t kernel,
+                             moak_gate_kind gate, int64_t tokens)
+{
+    memset(c, 0, sizeof(*c));
+    const double C = 2.0 * hk * dk + (double)hv * dv, T = (double)tokens, K = kernel;
+    add_part(c, "conv", 4.0 * (T * C + C * K + 2.0 * (K - 1.0) * C), T * (C * (2.0 * K + 4.0) + 6.0 * hk * dk),
+             BENCH_PEAK_FP32);
+    const double g_per = gate == MOAK_GATE_PER_KEY ? (double)hv * dk : (double)hv;
+    const double bytes = 2.0 * 4.0 * hv * (double)dk * dv + 4.0 * T * (g_per + hv + (double)hv * dv);
+    double ops = 0.0;
+    if (tokens == 1) {
+        ops = 7.0 * hv * (double)dk * dv;
+    } else {
+        for (int64_t t = 0; t < tokens; t += 64) {
+            const double L = (double)(tokens - t < 64 ? tokens - t : 64);
+            ops += hv * (2.0 * L * L * (3.0 * dk + 2.0 * dv) + 6.0 * L * dk * dv + L * (L - 1.0) * (2.0 * L - 1.0) / 3.0);
+        }
+    }
+    add_part(c, "delta", bytes, ops, BENCH_PEAK_FP32);
+}
+
 /* An elementwise pass over n floats read and n written, a few ops each. */
 static void elementwise_part(bench_count *c, const char *what, double n, double ops_per)
 {
@@ -204,6 +225,10 @@ void bench_count_workload(bench_count *c, const bench_workload *w, moak_format f
         sparse_attention_part(c, f, w->n_heads, w->n_kv_heads, w->head_dim_k, w->head_dim_v, w->shared_v,
                               w->cached, w->sparse_k);
         break;
+    case BENCH_GATED_DELTA:
+        bench_count_gated_delta(c, w->n_kv_heads, w->n_heads, w->head_dim_k, w->head_dim_v, w->conv_kernel, w->gate,
+                                w->q_len);
+        break;
     }
 }
 
@@ -218,12 +243,19 @@ const char *bench_kind_name(bench_kind kind)
     case BENCH_LAYER: return "layer";
     case BENCH_INDEXER: return "indexer";
     case BENCH_DSA: return "dsa";
+    case BENCH_GATED_DELTA: return "gated_delta";
     }
     return "?";
 }
 
 bool bench_format_fits(const bench_workload *w, moak_format f, char *why, size_t why_len)
 {
+    if (w->kind == BENCH_GATED_DELTA) {
+        if (f == MOAK_FORMAT_F32)
+            return true;
+        snprintf(why, why_len, "the gated delta rule's state and inputs are f32 only");
+        return false;
+    }
     if (w->kind != BENCH_ATTENTION && w->kind != BENCH_INDEXER && w->kind != BENCH_DSA)
         return true;
     if (f != MOAK_FORMAT_F32 && f != MOAK_FORMAT_F16 && f != MOAK_FORMAT_BF16 && f != MOAK_FORMAT_Q8_0) {
@@ -275,6 +307,8 @@ static bool parse_workload(const json_t *o, bench_workload *w, char *err, size_t
         w->kind = BENCH_INDEXER;
     else if (strcmp(op, "dsa") == 0)
         w->kind = BENCH_DSA;
+    else if (strcmp(op, "gated_delta") == 0)
+        w->kind = BENCH_GATED_DELTA;
     else {
         snprintf(err, err_len, "workload '%s': unknown op '%s'", w->name, op);
         return false;
@@ -316,6 +350,8 @@ static bool parse_workload(const json_t *o, bench_workload *w, char *err, size_t
     w->sparse_k = (int32_t)get_int(o, "sparse_k", 0);
     w->index_heads = (int32_t)get_int(o, "index_n_heads", 0);
     w->index_dim = (int32_t)get_int(o, "index_head_dim", 0);
+    w->gate = strcmp(get_str(o, "gate", "per_head"), "per_key") == 0 ? MOAK_GATE_PER_KEY : MOAK_GATE_PER_HEAD;
+    w->conv_kernel = (int32_t)get_int(o, "conv_kernel", 4);
 
     bool ok = true;
     switch (w->kind) {
@@ -332,6 +368,10 @@ static bool parse_workload(const json_t *o, bench_workload *w, char *err, size_t
     case BENCH_DSA:
         ok = w->index_heads > 0 && w->index_dim > 0 && w->sparse_k > 0 && w->cached > 0 && w->q_len == 1 &&
              w->n_heads > 0 && w->n_kv_heads > 0 && w->head_dim_k > 0 && w->head_dim_v > 0;
+        break;
+    case BENCH_GATED_DELTA:
+        ok = w->n_heads > 0 && w->n_kv_heads > 0 && w->n_heads % w->n_kv_heads == 0 && w->head_dim_k > 0 &&
+             w->head_dim_v > 0 && w->q_len > 0 && w->conv_kernel >= 1;
         break;
     case BENCH_LAYER:
         ok = w->hidden > 0 && w->n_heads > 0 && w->n_kv_heads > 0 && w->head_dim_k > 0 && w->inter > 0 &&

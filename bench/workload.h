@@ -26,6 +26,20 @@
  *              The selection (n log k compares) is not counted: it is not
  *              arithmetic of either peak.
  *   dsa        indexer + sparse attention, each its own part.
+ *   gated      two parts.  "conv": bytes = the tokens' q,k,v inputs (f32, C =
+ *   delta      2 hk dk + hv dv channels) + the conv weights (C x kernel) + the
+ *              conv state read and written ((kernel-1) x C each); ops = per
+ *              token C (2 kernel + 4) (taps, SiLU) + 6 hk dk (two L2 norms).
+ *              "delta": bytes = the f32 state read and written once
+ *              (2 x hv dk dv x 4: it does not fit a core's L2) + gates, beta
+ *              and the output; ops: decode (1 token) the recurrence, 7 dk dv
+ *              per v-head (decay 1, S^T k 2, rank-1 update 2, S^T q 2);
+ *              prefill the chunked (WY) form as executed, per chunk of L
+ *              (<= 64) tokens and v-head: 2L^2 (3 dk + 2 dv) (K K^T, Q K^T,
+ *              T beta V, T beta K, P U) + 6 L dk dv (W S0, Q S0, K^T U) +
+ *              L (L-1)(2L-1)/3 (the triangular inverse, row by row) — about
+ *              1.6x the recurrence's 7 dk dv a token at L = 64: the price of
+ *              running as matrix products.
  *   layer      the sum of its ops, each with its own peak (see layer parts).
  * An integer operation is a multiply or an add, as a floating one: an int8
  * multiply-accumulate counts 2, like an FMA.
@@ -45,7 +59,8 @@ typedef enum bench_kind {
     BENCH_ATTENTION,
     BENCH_LAYER,
     BENCH_INDEXER,               /* moak_indexer over an index cache */
-    BENCH_DSA                    /* moak_indexer, then sparse attention over its choice */
+    BENCH_DSA,                   /* moak_indexer, then sparse attention over its choice */
+    BENCH_GATED_DELTA            /* moak_gated_delta_rule: n_heads v heads, n_kv_heads q/k heads */
 } bench_kind;
 
 typedef struct bench_workload {
@@ -73,6 +88,8 @@ typedef struct bench_workload {
     /* sparse attention, indexer, dsa: positions kept per query (0 = dense attention) */
     int32_t sparse_k;
     int32_t index_heads, index_dim; /* indexer, dsa: index heads and their dims */
+    moak_gate_kind gate;         /* gated delta */
+    int32_t conv_kernel;         /* gated delta */
 } bench_workload;
 
 typedef struct bench_workload_list {
@@ -132,6 +149,9 @@ void bench_count_sparse_attention(bench_count *c, moak_format kv, int32_t n_head
 /* The indexer for one decode query over `cached` index keys, keeping top_k. */
 void bench_count_indexer(bench_count *c, moak_format kv, int32_t index_heads, int32_t index_dim, int64_t cached,
                          int32_t top_k);
+/* The gated delta rule over `tokens` tokens of one sequence (1 = decode). */
+void bench_count_gated_delta(bench_count *c, int32_t hk, int32_t hv, int32_t dk, int32_t dv, int32_t kernel,
+                             moak_gate_kind gate, int64_t tokens);
 /* A whole decode layer (see workloads.json's layer-decode). */
 void bench_count_layer(bench_count *c, const bench_workload *w, moak_format f);
 

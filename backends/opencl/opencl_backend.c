@@ -188,6 +188,10 @@ static bool ocl_supports(void *state, const moak_op_shape *s, char *why, size_t 
         return fits(st, m * (double)s->n * f, "the rows", why, why_len);
     case MOAK_OP_ROPE:
         return fits(st, m * (double)s->n_heads * (double)s->n * f, "the rows", why, why_len);
+    case MOAK_OP_GATED_DELTA:
+        /* not written yet: the state is host memory, a host backend runs it */
+        snprintf(why, why_len, "no gated delta-rule kernel yet (the host backends run it on the host state)");
+        return false;
     default:
         snprintf(why, why_len, "unknown op");
         return false;
