@@ -169,27 +169,37 @@ static double state_error(const float *S, const double *ref, int64_t hv, int64_t
     return worst;
 }
 
-static void run_case(const gdn_case *c, const char *backend, moak_context *ctx)
+/* A state of the case's shape for max_seqs sequences and the op's matching desc. */
+static moak_linear_state *open_state(const gdn_case *c, moak_context *ctx, int32_t max_seqs, moak_gated_delta_desc *d)
 {
-    const int64_t C = 2 * (int64_t)c->hk * c->dk + (int64_t)c->hv * c->dv;
-    const int64_t n_g = (int64_t)c->hv * (c->gate == MOAK_GATE_PER_KEY ? c->dk : 1);
-    const double bound = t_bound_for(backend, REF_BOUND, MOAK_BOUND_GATED_DELTA);
     moak_linear_state_desc sd = MOAK_LINEAR_STATE_DESC_INIT;
     sd.n_qk_heads = c->hk;
     sd.n_v_heads = c->hv;
     sd.head_dim_k = c->dk;
     sd.head_dim_v = c->dv;
     sd.conv_kernel = c->kernel;
-    sd.max_seqs = MAX_SEQS + 1; /* id 0 unused: ids are 1..MAX_SEQS, listed shuffled */
+    sd.max_seqs = max_seqs;
     moak_linear_state *state = NULL;
     t_ok(moak_linear_state_create(ctx, &sd, &state), ctx, "moak_linear_state_create");
-    moak_gated_delta_desc d = MOAK_GATED_DELTA_DESC_INIT;
-    d.n_qk_heads = c->hk;
-    d.n_v_heads = c->hv;
-    d.head_dim_k = c->dk;
-    d.head_dim_v = c->dv;
-    d.conv_kernel = c->kernel;
-    d.gate = c->gate;
+    moak_gated_delta_desc dd = MOAK_GATED_DELTA_DESC_INIT;
+    dd.n_qk_heads = c->hk;
+    dd.n_v_heads = c->hv;
+    dd.head_dim_k = c->dk;
+    dd.head_dim_v = c->dv;
+    dd.conv_kernel = c->kernel;
+    dd.gate = c->gate;
+    *d = dd;
+    return state;
+}
+
+static void run_case(const gdn_case *c, const char *backend, moak_context *ctx)
+{
+    const int64_t C = 2 * (int64_t)c->hk * c->dk + (int64_t)c->hv * c->dv;
+    const int64_t n_g = (int64_t)c->hv * (c->gate == MOAK_GATE_PER_KEY ? c->dk : 1);
+    const double bound = t_bound_for(backend, REF_BOUND, MOAK_BOUND_GATED_DELTA);
+    moak_gated_delta_desc d;
+    /* id 0 unused: ids are 1..MAX_SEQS, listed shuffled */
+    moak_linear_state *state = open_state(c, ctx, MAX_SEQS + 1, &d);
 
     oracle o = {c->hk, c->hv, c->dk, c->dv, c->kernel, C, {0}, {0}};
     for (int s = 0; s < MAX_SEQS; s++) {
@@ -275,22 +285,8 @@ static void split_vs_whole(const gdn_case *c, int32_t T, const char *backend, mo
 {
     const int64_t C = 2 * (int64_t)c->hk * c->dk + (int64_t)c->hv * c->dv;
     const int64_t n_g = (int64_t)c->hv * (c->gate == MOAK_GATE_PER_KEY ? c->dk : 1), row = (int64_t)c->hv * c->dv;
-    moak_linear_state_desc sd = MOAK_LINEAR_STATE_DESC_INIT;
-    sd.n_qk_heads = c->hk;
-    sd.n_v_heads = c->hv;
-    sd.head_dim_k = c->dk;
-    sd.head_dim_v = c->dv;
-    sd.conv_kernel = c->kernel;
-    sd.max_seqs = 2;
-    moak_linear_state *state = NULL;
-    t_ok(moak_linear_state_create(ctx, &sd, &state), ctx, "moak_linear_state_create");
-    moak_gated_delta_desc d = MOAK_GATED_DELTA_DESC_INIT;
-    d.n_qk_heads = c->hk;
-    d.n_v_heads = c->hv;
-    d.head_dim_k = c->dk;
-    d.head_dim_v = c->dv;
-    d.conv_kernel = c->kernel;
-    d.gate = c->gate;
+    moak_gated_delta_desc d;
+    moak_linear_state *state = open_state(c, ctx, 2, &d);
     inputs in;
     make_inputs(&in, T + 1, C, n_g, c->hv, c->dv);
     float *w = t_alloc_f32((size_t)(C * c->kernel));
