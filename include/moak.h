@@ -16,6 +16,32 @@
  *   - Activations, outputs and scales are host float32, row-major, tightly
  *     packed.  Sizes are int64_t; negative sizes are errors.
  *
+ * Threads (the contract; tests/test_concurrency.c checks it under ThreadSanitizer):
+ *   - Context-free functions (moak_quantize, moak_dequantize, moak_format_*,
+ *     moak_hw_probe, moak_backend_*, moak_status_str, moak_version*) may be
+ *     called from any number of threads at once.
+ *   - Different contexts are independent: any calls on different contexts,
+ *     and on weights and caches created on them, may run at the same time.
+ *   - One context may be shared by threads.  Calls that take ctx (every op,
+ *     moak_weight_create, moak_kv_cache_create/append/seq_clear) are
+ *     serialised by the context's lock: they are safe to make at the same
+ *     time, and run one after another, each with the context's whole thread
+ *     pool.  moak_kv_cache_seq_len takes the owning context's lock too.
+ *   - A weight or KV cache belongs to the context that created it and is
+ *     used only through that context (another context gets
+ *     MOAK_ERR_INVALID_ARGUMENT); threads sharing that context may share it.
+ *     Two appends/clears on one cache from two threads are serialised, but
+ *     their order is the caller's business.
+ *   - moak_last_error(ctx) and moak_last_backend(ctx) report the last call
+ *     on ctx made by the calling thread; another thread's calls never change
+ *     what they return.  The returned string stays valid until this thread's
+ *     next call on ctx (or the context's destruction).
+ *   - Immutable after creation, readable from any thread: moak_context_num_threads,
+ *     moak_context_backends, moak_weight_backend, moak_kv_cache_backend.
+ *   - Not allowed: destroying a context, weight or cache while another thread
+ *     uses it (or a weight/cache of that context); calling moak from inside a
+ *     log callback (the context's lock is held there).
+ *
  * Numerics contract: the reference backend ("ref") computes in f32 with f64
  * accumulation on dequantized weights.  Every other backend must match it
  * within the bound written beside each op (MOAK_BOUND_*); moak-conform
@@ -304,10 +330,14 @@ MOAK_API moak_status moak_context_create(const moak_context_options *opts,
                                          moak_context **ctx);
 MOAK_API void moak_context_destroy(moak_context *ctx);
 
-/* The detail message of the last failed call on ctx (or, with ctx == NULL,
- * of the last failed context-free call on this thread).  "" if none. */
+/* The detail message of the last call on ctx made by the calling thread if
+ * it failed, "" if it succeeded or there was none (with ctx == NULL: of the
+ * last failed context-free call on this thread).  Per thread, so another
+ * thread sharing ctx cannot overwrite it; valid until this thread's next
+ * call on ctx. */
 MOAK_API const char *moak_last_error(const moak_context *ctx);
-/* Name of the backend that ran the last successful op on ctx ("" if none). */
+/* Name of the backend that ran the last successful op on ctx made by the
+ * calling thread ("" if none). */
 MOAK_API const char *moak_last_backend(const moak_context *ctx);
 /* Worker threads of the context. */
 MOAK_API int32_t moak_context_num_threads(const moak_context *ctx);
@@ -465,13 +495,23 @@ typedef struct moak_kv_cache_desc {
     int32_t n_kv_heads;
     int32_t head_dim_k;
     int32_t head_dim_v;          /* <= head_dim_k with MOAK_KV_SHARED_V; 0 with MOAK_KV_K_ONLY */
-    int32_t max_seqs;            /* sequence ids are 0 .. max_seqs-1 */
-    int64_t max_tokens;          /* capacity over all sequences, rounded up to pages */
+    int32_t max_seqs;            /* sequence ids are 0 .. max_seqs-1; <= MOAK_KV_MAX_SEQS */
+    int64_t max_tokens;          /* capacity over all sequences, rounded up to pages
+                                  * (at most MOAK_KV_MAX_PAGES pages) */
     int32_t page_tokens;         /* tokens per page; 0 = 64 */
     uint32_t flags;              /* MOAK_KV_* */
 } moak_kv_cache_desc;
 
 #define MOAK_KV_CACHE_DESC_INIT MOAK_STRUCT_INIT(moak_kv_cache_desc)
+
+/* Limits checked by moak_kv_cache_create before it allocates anything, so a
+ * bad size fails at once: more sequences is MOAK_ERR_INVALID_ARGUMENT, more
+ * pages MOAK_ERR_SIZE_OVERFLOW.  The cache's bookkeeping is O(max_seqs) at
+ * creation plus O(pages in use); its page storage (page bytes x pages) is
+ * allocated first, so a cache the machine cannot hold is
+ * MOAK_ERR_OUT_OF_MEMORY before any other work. */
+#define MOAK_KV_MAX_SEQS  (1 << 20)
+#define MOAK_KV_MAX_PAGES INT32_MAX
 
 MOAK_API moak_status moak_kv_cache_create(moak_context *ctx,
                                           const moak_kv_cache_desc *desc,

@@ -265,13 +265,56 @@ MOAK_API void moak_context_destroy(moak_context *ctx)
     stop_backends(ctx);
     moak_threadpool_destroy(ctx->pool);
     free(ctx->opencl_device);
+    while (ctx->records) {
+        moak_thread_record *next = ctx->records->next;
+        free(ctx->records);
+        ctx->records = next;
+    }
     pthread_mutex_destroy(&ctx->lock);
     free(ctx);
 }
 
-MOAK_API const char *moak_last_backend(const moak_context *ctx)
+/* The calling thread's record on ctx (ctx locked); NULL if it has none and
+ * create is false or memory is short (then the message is lost, not the call). */
+static moak_thread_record *thread_record(moak_context *ctx, bool create)
 {
-    return ctx && ctx->last_backend ? ctx->last_backend : "";
+    const pthread_t self = pthread_self();
+    for (moak_thread_record *r = ctx->records; r; r = r->next)
+        if (pthread_equal(r->thread, self))
+            return r;
+    if (!create)
+        return NULL;
+    moak_thread_record *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->thread = self;
+    r->next = ctx->records;
+    ctx->records = r;
+    return r;
+}
+
+MOAK_API const char *moak_last_error(const moak_context *cctx)
+{
+    if (!cctx)
+        return moak_thread_error();
+    /* The lock only guards the walk of the list (another thread may insert);
+     * the record itself is written by this thread alone. */
+    moak_context *ctx = (moak_context *)cctx;
+    pthread_mutex_lock(&ctx->lock);
+    const moak_thread_record *r = thread_record(ctx, false);
+    pthread_mutex_unlock(&ctx->lock);
+    return r ? r->last_error : "";
+}
+
+MOAK_API const char *moak_last_backend(const moak_context *cctx)
+{
+    if (!cctx)
+        return "";
+    moak_context *ctx = (moak_context *)cctx;
+    pthread_mutex_lock(&ctx->lock);
+    const moak_thread_record *r = thread_record(ctx, false);
+    pthread_mutex_unlock(&ctx->lock);
+    return r && r->last_backend ? r->last_backend : "";
 }
 
 MOAK_API int32_t moak_context_num_threads(const moak_context *ctx) { return ctx ? ctx->n_threads : 0; }
@@ -282,6 +325,18 @@ void moak_context_lock(moak_context *ctx)
 {
     pthread_mutex_lock(&ctx->lock);
     ctx->last_error[0] = '\0';
+    ctx->last_backend = NULL;
 }
 
-void moak_context_unlock(moak_context *ctx) { pthread_mutex_unlock(&ctx->lock); }
+void moak_context_unlock(moak_context *ctx)
+{
+    /* Publish the call's outcome to the calling thread's record only, so a
+     * call from another thread cannot overwrite what this one reads. */
+    moak_thread_record *r = thread_record(ctx, ctx->last_error[0] || ctx->last_backend);
+    if (r) {
+        memcpy(r->last_error, ctx->last_error, sizeof(r->last_error));
+        if (ctx->last_backend)
+            r->last_backend = ctx->last_backend;
+    }
+    pthread_mutex_unlock(&ctx->lock);
+}

@@ -88,6 +88,17 @@ typedef struct moak_dispatch_cache_entry {
     int32_t slot;                 /* index into ctx->slots, -1 = none supports */
 } moak_dispatch_cache_entry;
 
+/* One thread's view of a context: the outcome of the last call it made on
+ * it.  Written only by that thread (under the context's lock), so the
+ * pointers moak_last_error/moak_last_backend return stay valid and
+ * unchanged until the same thread calls again. */
+typedef struct moak_thread_record {
+    struct moak_thread_record *next;
+    pthread_t thread;
+    const char *last_backend;
+    char last_error[MOAK_ERROR_MESSAGE_MAX];
+} moak_thread_record;
+
 struct moak_context {
     pthread_mutex_t lock;         /* one op at a time */
     moak_hw_info hw;
@@ -102,8 +113,13 @@ struct moak_context {
     int32_t n_slots;
     char backends_list[256];
     moak_dispatch_cache_entry cache[MOAK_DISPATCH_CACHE_SIZE];
+    /* The call in progress (written under lock): its message ("" while it
+     * succeeds) and the backend that ran it (NULL unless it ran an op). */
     const char *last_backend;
     char last_error[MOAK_ERROR_MESSAGE_MAX];
+    /* What moak_last_error / moak_last_backend return: per calling thread,
+     * copied from the two fields above when a call releases the lock. */
+    moak_thread_record *records;
 };
 
 /* Parse "a,b,c" into registry indices (unknown names are an error). */
@@ -135,9 +151,18 @@ struct moak_kv_cache {
     void *storage;                /* host pages (core) or backend object */
     bool host_layout;
     int64_t *seq_lens;            /* [max_seqs] */
-    int32_t **page_tables;        /* [max_seqs][max pages per seq] */
-    int32_t *free_pages;          /* stack of free page indices */
-    int64_t n_free;
+    /* [max_seqs] -> the sequence's pages in order; each table grows with its
+     * sequence (table_caps entries allocated), so bookkeeping is proportional
+     * to what is used, not to max_seqs x pages. */
+    int32_t **page_tables;
+    int32_t *table_caps;          /* [max_seqs] */
+    /* Free pages: the stack holds pages returned by seq_clear (its storage,
+     * one int32 per page, is touched only as far as pages are returned);
+     * pages next_fresh .. n_pages-1 were never handed out. */
+    int32_t *free_pages;
+    int64_t n_stacked;
+    int64_t next_fresh;
+    int64_t n_free;               /* n_stacked + (n_pages - next_fresh) */
     moak_kv_view view;
 };
 
@@ -158,6 +183,8 @@ struct moak_linear_state {
 };
 
 /* Lock ctx for one op; every public op calls these around its body. */
+/* The message of the last failed context-free call on this thread. */
+const char *moak_thread_error(void);
 void moak_context_lock(moak_context *ctx);
 void moak_context_unlock(moak_context *ctx);
 

@@ -46,8 +46,9 @@ static moak_status check_desc(moak_context *ctx, const moak_kv_cache_desc *d)
         return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT,
                           "desc->head_dim_k/head_dim_v: %d/%d must be multiples of 32 for a Q8_0 cache",
                           (int)d->head_dim_k, (int)d->head_dim_v);
-    if (d->max_seqs < 1)
-        return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT, "desc->max_seqs: %d must be >= 1", (int)d->max_seqs);
+    if (d->max_seqs < 1 || d->max_seqs > MOAK_KV_MAX_SEQS)
+        return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT, "desc->max_seqs: %d must be in 1..%d (MOAK_KV_MAX_SEQS)",
+                          (int)d->max_seqs, (int)MOAK_KV_MAX_SEQS);
     if (d->max_tokens < 1)
         return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT, "desc->max_tokens: %lld must be >= 1",
                           (long long)d->max_tokens);
@@ -70,8 +71,10 @@ static bool make_layout(const moak_kv_cache_desc *d, moak_kv_layout *l)
     l->k_only = (d->flags & MOAK_KV_K_ONLY) != 0;
     l->shared_v = (d->flags & MOAK_KV_SHARED_V) != 0 || l->k_only;
     l->page_tokens = d->page_tokens ? d->page_tokens : DEFAULT_PAGE_TOKENS;
-    l->n_pages = (d->max_tokens + l->page_tokens - 1) / l->page_tokens;
-    if (l->n_pages > INT32_MAX)
+    /* Rounded up without forming max_tokens + page_tokens - 1, which
+     * overflows int64_t for max_tokens within page_tokens of INT64_MAX. */
+    l->n_pages = d->max_tokens / l->page_tokens + (d->max_tokens % l->page_tokens != 0);
+    if (l->n_pages > MOAK_KV_MAX_PAGES)
         return false;
     l->row_bytes_k = moak_format_row_bytes(d->format, d->head_dim_k);
     l->row_bytes_v = l->k_only ? 0 : moak_format_row_bytes(d->format, d->head_dim_v);
@@ -95,9 +98,25 @@ static void free_cache(moak_kv_cache *kv)
         for (int32_t s = 0; s < kv->max_seqs; s++)
             free(kv->page_tables[s]);
     free(kv->page_tables);
+    free(kv->table_caps);
     free(kv->seq_lens);
     free(kv->free_pages);
     free(kv);
+}
+
+/* Give the page storage back to its owner (the core or the backend). */
+static void release_storage(moak_context *ctx, moak_kv_cache *kv)
+{
+    if (!kv->storage)
+        return;
+    if (kv->host_layout) {
+        moak_free(kv->storage);
+    } else {
+        const moak_backend_slot *s = &ctx->slots[kv->slot];
+        if (s->ops->kv_free)
+            s->ops->kv_free(s->state, kv->storage);
+    }
+    kv->storage = NULL;
 }
 
 static moak_status create_locked(moak_context *ctx, const moak_kv_cache_desc *d, moak_kv_cache **out)
@@ -110,7 +129,8 @@ static moak_status create_locked(moak_context *ctx, const moak_kv_cache_desc *d,
     moak_kv_layout layout;
     if (!make_layout(d, &layout))
         return moak_error(ctx, MOAK_ERR_SIZE_OVERFLOW,
-                          "desc->max_tokens: %lld tokens of %d heads x (%d + %d) dims overflow the page count or size_t",
+                          "desc->max_tokens: %lld tokens of %d heads x (%d + %d) dims overflow the page count "
+                          "(at most MOAK_KV_MAX_PAGES pages of page_tokens) or size_t",
                           (long long)d->max_tokens, (int)d->n_kv_heads, (int)d->head_dim_k, (int)d->head_dim_v);
 
     moak_op_shape shape;
@@ -134,23 +154,9 @@ static moak_status create_locked(moak_context *ctx, const moak_kv_cache_desc *d,
     kv->ctx = ctx;
     kv->slot = slot;
     kv->layout = layout;
-    kv->max_seqs = d->max_seqs;
-    kv->seq_lens = calloc((size_t)d->max_seqs, sizeof(int64_t));
-    kv->page_tables = calloc((size_t)d->max_seqs, sizeof(int32_t *));
-    kv->free_pages = malloc((size_t)layout.n_pages * sizeof(int32_t));
-    bool ok = kv->seq_lens && kv->page_tables && kv->free_pages;
-    for (int32_t i = 0; ok && i < d->max_seqs; i++)
-        ok = (kv->page_tables[i] = malloc((size_t)layout.n_pages * sizeof(int32_t))) != NULL;
-    if (!ok) {
-        free_cache(kv);
-        return moak_error(ctx, MOAK_ERR_OUT_OF_MEMORY, "desc: out of memory for %d sequences' page tables",
-                          (int)d->max_seqs);
-    }
-    /* A stack with page 0 on top, so pages are handed out in order. */
-    for (int64_t p = 0; p < layout.n_pages; p++)
-        kv->free_pages[p] = (int32_t)(layout.n_pages - 1 - p);
-    kv->n_free = layout.n_pages;
 
+    /* The page storage first: it is the big allocation, so a size the
+     * machine cannot hold fails here before any bookkeeping is touched. */
     kv->host_layout = s->ops->kv_create == NULL;
     if (kv->host_layout) {
         /* Attention streams the pages: huge pages where the OS gives them
@@ -158,22 +164,40 @@ static moak_status create_locked(moak_context *ctx, const moak_kv_cache_desc *d,
          * starts as zeros is easier to debug and costs one pass). */
         const size_t storage_bytes = layout.page_bytes * (size_t)layout.n_pages;
         kv->storage = moak_alloc_streamed(storage_bytes);
-        if (kv->storage)
-            memset(kv->storage, 0, storage_bytes);
         if (!kv->storage) {
             free_cache(kv);
             return moak_error(ctx, MOAK_ERR_OUT_OF_MEMORY, "desc->max_tokens: out of memory for %lld pages of %zu bytes",
                               (long long)layout.n_pages, layout.page_bytes);
         }
+        memset(kv->storage, 0, storage_bytes);
     } else {
         st = s->ops->kv_create(s->state, &kv->layout, &kv->storage);
         if (st != MOAK_OK) {
+            kv->storage = NULL;
             free_cache(kv);
             if (!ctx->last_error[0])
                 moak_error(ctx, st, "desc: backend %s could not create the cache storage", s->ops->name);
             return st;
         }
     }
+
+    /* Bookkeeping: O(max_seqs) zeroed entries (max_seqs <= MOAK_KV_MAX_SEQS)
+     * and an untouched free-page stack; no per-page work until pages are used. */
+    kv->max_seqs = d->max_seqs;
+    kv->seq_lens = calloc((size_t)d->max_seqs, sizeof(int64_t));
+    kv->page_tables = calloc((size_t)d->max_seqs, sizeof(int32_t *));
+    kv->table_caps = calloc((size_t)d->max_seqs, sizeof(int32_t));
+    kv->free_pages = malloc((size_t)layout.n_pages * sizeof(int32_t));
+    if (!kv->seq_lens || !kv->page_tables || !kv->table_caps || !kv->free_pages) {
+        release_storage(ctx, kv);
+        free_cache(kv);
+        return moak_error(ctx, MOAK_ERR_OUT_OF_MEMORY, "desc: out of memory for %d sequences' page tables",
+                          (int)d->max_seqs);
+    }
+    /* Fresh pages are handed out in order (page 0 first), returned ones LIFO. */
+    kv->n_stacked = 0;
+    kv->next_fresh = 0;
+    kv->n_free = layout.n_pages;
     kv->view.layout = &kv->layout;
     kv->view.storage = kv->storage;
     kv->view.host_layout = kv->host_layout;
@@ -199,13 +223,7 @@ MOAK_API void moak_kv_cache_destroy(moak_kv_cache *kv)
         return;
     moak_context *ctx = kv->ctx;
     pthread_mutex_lock(&ctx->lock);
-    if (kv->host_layout) {
-        moak_free(kv->storage);
-    } else {
-        const moak_backend_slot *s = &ctx->slots[kv->slot];
-        if (s->ops->kv_free)
-            s->ops->kv_free(s->state, kv->storage);
-    }
+    release_storage(ctx, kv);
     pthread_mutex_unlock(&ctx->lock);
     free_cache(kv);
 }
@@ -240,6 +258,44 @@ static void host_write(moak_kv_cache *kv, int64_t n, const int32_t *pages, const
             }
         }
     }
+}
+
+/* Room for `pages` entries in the sequence's page table (geometric growth,
+ * at most the cache's page count); false, with the table unchanged, when
+ * out of memory. */
+static bool grow_table(moak_kv_cache *kv, int32_t seq_id, int64_t pages)
+{
+    if (pages <= kv->table_caps[seq_id])
+        return true;
+    int64_t cap = (int64_t)kv->table_caps[seq_id] * 2;
+    if (cap < 16)
+        cap = 16;
+    if (cap < pages)
+        cap = pages;
+    if (cap > kv->layout.n_pages)
+        cap = kv->layout.n_pages;
+    int32_t *t = realloc(kv->page_tables[seq_id], (size_t)cap * sizeof(int32_t));
+    if (!t)
+        return false;
+    kv->page_tables[seq_id] = t;
+    kv->table_caps[seq_id] = (int32_t)cap;
+    /* The view handed to backends points at the same array of tables. */
+    return true;
+}
+
+/* One free page (the caller checked n_free > 0). */
+static int32_t take_page(moak_kv_cache *kv)
+{
+    kv->n_free--;
+    if (kv->n_stacked > 0)
+        return kv->free_pages[--kv->n_stacked];
+    return (int32_t)kv->next_fresh++;
+}
+
+static void return_page(moak_kv_cache *kv, int32_t page)
+{
+    kv->free_pages[kv->n_stacked++] = page;
+    kv->n_free++;
 }
 
 static moak_status append_locked(moak_context *ctx, moak_kv_cache *kv, int32_t seq_id, int64_t n, const float *k,
@@ -281,6 +337,9 @@ static moak_status append_locked(moak_context *ctx, moak_kv_cache *kv, int32_t s
                           "n_tokens: %lld tokens for sequence %d need %lld new pages but %lld are free "
                           "(nothing was appended)", (long long)n, (int)seq_id, (long long)need,
                           (long long)kv->n_free);
+    if (!grow_table(kv, seq_id, have + need))
+        return moak_error(ctx, MOAK_ERR_OUT_OF_MEMORY, "n_tokens: out of memory for sequence %d's page table",
+                          (int)seq_id);
     int32_t *pages = malloc((size_t)n * sizeof(int32_t));
     int32_t *slots = malloc((size_t)n * sizeof(int32_t));
     if (!pages || !slots) {
@@ -290,7 +349,7 @@ static moak_status append_locked(moak_context *ctx, moak_kv_cache *kv, int32_t s
     }
     int32_t *table = kv->page_tables[seq_id];
     for (int64_t p = 0; p < need; p++)
-        table[have + p] = kv->free_pages[--kv->n_free];
+        table[have + p] = take_page(kv);
     for (int64_t i = 0; i < n; i++) {
         pages[i] = table[(len + i) / pt];
         slots[i] = (int32_t)((len + i) % pt);
@@ -303,7 +362,7 @@ static moak_status append_locked(moak_context *ctx, moak_kv_cache *kv, int32_t s
         if (st != MOAK_OK) {
             /* Give the new pages back: the sequence is as it was. */
             for (int64_t p = need - 1; p >= 0; p--)
-                kv->free_pages[kv->n_free++] = table[have + p];
+                return_page(kv, table[have + p]);
             free(pages);
             free(slots);
             if (!ctx->last_error[0])
@@ -337,7 +396,11 @@ MOAK_API moak_status moak_kv_cache_seq_len(const moak_kv_cache *kv, int32_t seq_
     if (seq_id < 0 || seq_id >= kv->max_seqs)
         return moak_error(NULL, MOAK_ERR_OUT_OF_RANGE, "seq_id: %d is outside 0..%d (max_seqs - 1)", (int)seq_id,
                           (int)kv->max_seqs - 1);
+    /* Under the owning context's lock: an append or clear may run in another
+     * thread (see the thread-safety contract in moak.h). */
+    pthread_mutex_lock(&kv->ctx->lock);
     *len = kv->seq_lens[seq_id];
+    pthread_mutex_unlock(&kv->ctx->lock);
     return MOAK_OK;
 }
 
@@ -352,7 +415,7 @@ static moak_status clear_locked(moak_context *ctx, moak_kv_cache *kv, int32_t se
     int64_t pt = kv->layout.page_tokens;
     int64_t have = (kv->seq_lens[seq_id] + pt - 1) / pt;
     for (int64_t p = have - 1; p >= 0; p--)
-        kv->free_pages[kv->n_free++] = kv->page_tables[seq_id][p];
+        return_page(kv, kv->page_tables[seq_id][p]);
     kv->seq_lens[seq_id] = 0;
     return MOAK_OK;
 }

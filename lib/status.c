@@ -60,10 +60,7 @@ void moak_clear_error(moak_context *ctx)
         thread_error[0] = '\0';
 }
 
-MOAK_API const char *moak_last_error(const moak_context *ctx)
-{
-    return ctx ? ctx->last_error : thread_error;
-}
+const char *moak_thread_error(void) { return thread_error; }
 
 bool moak_mul_size(size_t a, size_t b, size_t *out)
 {

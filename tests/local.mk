@@ -170,3 +170,11 @@ tests_test_bad_input_sparse_SOURCES = tests/test_bad_input_sparse.c
 tests_test_bad_input_sparse_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
 tests_test_bad_input_sparse_LDADD = $(TEST_LIBS)
 tests_test_bad_input_sparse_LDFLAGS = $(TEST_LINK_FLAGS)
+
+# ---- KV cache limits (issue 16: fail fast, bookkeeping proportional to use) ----
+check_PROGRAMS += tests/test_kv_cache_limits
+TESTS += tests/test_kv_cache_limits$(EXEEXT)
+tests_test_kv_cache_limits_SOURCES = tests/test_kv_cache_limits.c
+tests_test_kv_cache_limits_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
+tests_test_kv_cache_limits_LDADD = $(TEST_LIBS)
+tests_test_kv_cache_limits_LDFLAGS = $(TEST_LINK_FLAGS)

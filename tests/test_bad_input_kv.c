@@ -85,6 +85,13 @@ static void k_only_and_shared_v(void *p)
     f->desc.head_dim_v = 0;
 }
 
+static void max_tokens_near_int64_max(void *p)
+{
+    create_fx *f = p;
+    f->desc.max_tokens = INT64_MAX - 3;
+    f->desc.page_tokens = 65536;
+}
+
 #define FX create_fx
 static const t_bad_case create_cases[] = {
     BAD_OK("valid (Q8_0, 4 heads of 64)"),
@@ -111,11 +118,16 @@ static const t_bad_case create_cases[] = {
     BAD_FN("K_ONLY with SHARED_V", k_only_and_shared_v, MOAK_ERR_INVALID_ARGUMENT, "flags"),
     BAD_I32("max_seqs 0", desc.max_seqs, 0, MOAK_ERR_INVALID_ARGUMENT, "max_seqs"),
     BAD_I32("max_seqs -1", desc.max_seqs, -1, MOAK_ERR_INVALID_ARGUMENT, "max_seqs"),
+    BAD_I32("max_seqs MOAK_KV_MAX_SEQS + 1", desc.max_seqs, MOAK_KV_MAX_SEQS + 1, MOAK_ERR_INVALID_ARGUMENT,
+            "max_seqs"),
+    BAD_I32("max_seqs INT32_MAX", desc.max_seqs, INT32_MAX, MOAK_ERR_INVALID_ARGUMENT, "max_seqs"),
     BAD_I64("max_tokens 0", desc.max_tokens, 0, MOAK_ERR_INVALID_ARGUMENT, "max_tokens"),
     BAD_I64("max_tokens -64", desc.max_tokens, -64, MOAK_ERR_INVALID_ARGUMENT, "max_tokens"),
     BAD_I32("page_tokens -16", desc.page_tokens, -16, MOAK_ERR_INVALID_ARGUMENT, "page_tokens"),
     BAD_I64("max_tokens: byte count overflows", desc.max_tokens, INT64_MAX - 100,
             MOAK_ERR_SIZE_OVERFLOW, "max_tokens"),
+    BAD_FN("max_tokens within page_tokens of INT64_MAX (page count sum overflowed)", max_tokens_near_int64_max,
+           MOAK_ERR_SIZE_OVERFLOW, "max_tokens"),
 };
 #undef FX
 

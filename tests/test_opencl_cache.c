@@ -152,9 +152,24 @@ int main(void)
         overwrite(entry, 0, "GARBAGE!", 8);
         run_once("foreign file", &log);
         expect(&log, "foreign file", "not a moak program cache file", 1);
+
+        /* 6. a FIFO in the entry's place (issue 16, defect 4): a blocking
+         * open would wait for a writer forever; the alarm turns that hang
+         * into a failure.  The entry is skipped, the program compiled and
+         * stored over it. */
+        if (unlink(entry) != 0 || mkfifo(entry, 0600) != 0)
+            t_die("cannot replace %s by a FIFO: %s", entry, strerror(errno));
+        alarm(300);
+        run_once("FIFO entry", &log);
+        alarm(0);
+        expect(&log, "FIFO entry", "not a regular file", 1);
+        expect(&log, "FIFO entry", "program compiled from source", 1);
+        struct stat fifo_sb;
+        t_check(lstat(entry, &fifo_sb) == 0 && S_ISREG(fifo_sb.st_mode),
+                "the store after the FIFO left a regular file at %s", entry);
     }
 
-    /* 6. a cache directory that cannot be created: the op still succeeds */
+    /* 7. a cache directory that cannot be created: the op still succeeds */
     snprintf(blocker, sizeof(blocker), "%s/a-file", root);
     FILE *f = fopen(blocker, "w");
     if (!f)
@@ -166,7 +181,7 @@ int main(void)
     run_once("unusable cache directory", &log);
     expect(&log, "unusable cache directory", "program not cached", 1);
 
-    /* 7. XDG_CACHE_HOME/moak, then HOME/.cache/moak */
+    /* 8. XDG_CACHE_HOME/moak, then HOME/.cache/moak */
     unsetenv("MOAK_CACHE_DIR");
     snprintf(xdg, sizeof(xdg), "%s/xdg", root);
     setenv("XDG_CACHE_HOME", xdg, 1);

@@ -26,6 +26,7 @@
 #include "opencl_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,9 +104,25 @@ bool ocl_cache_load(const char *path, const char *key, unsigned char **binary, s
 {
     *binary = NULL;
     *size = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    /* Never block and never follow a link: a FIFO or device planted in the
+     * cache directory would otherwise hang context creation in open() or
+     * read().  Only a regular file is read; anything else is skipped (and
+     * replaced by the next store's rename). */
+    const int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
         snprintf(why, why_len, "no entry (%s)", strerror(errno));
+        return false;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(why, why_len, "not a regular file");
+        close(fd);
+        return false;
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        snprintf(why, why_len, "unreadable (%s)", strerror(errno));
+        close(fd);
         return false;
     }
     const size_t key_len = strlen(key);
@@ -161,7 +178,12 @@ bool ocl_cache_store(const char *dir, const char *path, const char *key,
     /* unique per process and per call (two contexts of one process may store at once) */
     snprintf(tmp, path_len + 48, "%s.tmp.%ld.%lx", path, (long)getpid(),
              (unsigned long)(uintptr_t)binary);
-    FILE *f = fopen(tmp, "wb");
+    /* O_EXCL | O_NOFOLLOW: write only a file this call creates, never
+     * through something already at the temporary name. */
+    const int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!f && fd >= 0)
+        close(fd);
     if (!f) {
         snprintf(why, why_len, "cannot write %s (%s)", tmp, strerror(errno));
         free(tmp);
