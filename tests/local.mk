@@ -178,3 +178,9 @@ tests_test_kv_cache_limits_SOURCES = tests/test_kv_cache_limits.c
 tests_test_kv_cache_limits_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
 tests_test_kv_cache_limits_LDADD = $(TEST_LIBS)
 tests_test_kv_cache_limits_LDFLAGS = $(TEST_LINK_FLAGS)
+
+# ---- soak (issue 16): a serving loop for --minutes, built by make, not run by make check ----
+noinst_PROGRAMS += tests/soak/moak-soak
+tests_soak_moak_soak_SOURCES = tests/soak/moak-soak.c
+tests_soak_moak_soak_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS) $(PTHREAD_CFLAGS)
+tests_soak_moak_soak_LDADD = libmoak.la $(PTHREAD_LIBS) -lm

@@ -10,6 +10,7 @@
 #include "opencl_internal.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,7 +129,7 @@ static void describe_device(cl_platform_id p, cl_device_id d, int pi, int di, oc
 }
 
 /* Every device of every platform; list->count 0 with no platform. */
-static cl_int enumerate(device_list *list)
+static cl_int enumerate_unlocked(device_list *list)
 {
     memset(list, 0, sizeof(*list));
     cl_uint n_platforms = 0;
@@ -174,6 +175,22 @@ static cl_int enumerate(device_list *list)
         list->devices = NULL;
         list->count = 0;
     }
+    return err;
+}
+
+/* PoCL 3.1 initialises its devices on the first clGetPlatformIDs /
+ * clGetDeviceIDs, and a second thread's clGetDeviceInfo during that
+ * initialisation reads a device name that is not set yet (a crash seen when
+ * several threads create contexts at once: moak-soak).  Contexts are
+ * independent by moak.h's contract, so the backend serialises its
+ * enumerations itself. */
+static pthread_mutex_t enumerate_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static cl_int enumerate(device_list *list)
+{
+    pthread_mutex_lock(&enumerate_lock);
+    const cl_int err = enumerate_unlocked(list);
+    pthread_mutex_unlock(&enumerate_lock);
     return err;
 }
 
