@@ -184,3 +184,12 @@ noinst_PROGRAMS += tests/soak/moak-soak
 tests_soak_moak_soak_SOURCES = tests/soak/moak-soak.c
 tests_soak_moak_soak_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS) $(PTHREAD_CFLAGS)
 tests_soak_moak_soak_LDADD = libmoak.la $(PTHREAD_LIBS) -lm
+
+# ---- the thread-safety contract of moak.h (issue 16); .ci/run also runs it under TSan ----
+check_PROGRAMS += tests/test_concurrency
+TESTS += tests/test_concurrency$(EXEEXT)
+tests_test_concurrency_SOURCES = tests/test_concurrency.c
+tests_test_concurrency_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS) $(PTHREAD_CFLAGS)
+tests_test_concurrency_LDADD = $(TEST_LIBS) $(PTHREAD_LIBS)
+tests_test_concurrency_LDFLAGS = $(TEST_LINK_FLAGS)
+
