@@ -297,6 +297,17 @@ static void note_check(client *c, double ratio, int first_half, double *worst_op
         *half = ratio;
 }
 
+/* The serving model's attention: causal GQA, default scale. */
+static moak_attention_desc attention_desc(void)
+{
+    moak_attention_desc d = MOAK_ATTENTION_DESC_INIT;
+    d.n_heads = Q_HEADS;
+    d.head_dim_k = HEAD_DIM;
+    d.head_dim_v = HEAD_DIM;
+    d.causal = 1;
+    return d;
+}
+
 static void do_attention(client *c, int check, int first_half, float *q, float *out, float *out2, float *out_ref)
 {
     int32_t ids[MAX_SEQS], q_lens[MAX_SEQS], n = 0;
@@ -311,11 +322,7 @@ static void do_attention(client *c, int check, int first_half, float *q, float *
         return;
     const size_t q_n = (size_t)rows * Q_HEADS * HEAD_DIM;
     fill(&c->rng, q, q_n, 1.0);
-    moak_attention_desc d = MOAK_ATTENTION_DESC_INIT;
-    d.n_heads = Q_HEADS;
-    d.head_dim_k = HEAD_DIM;
-    d.head_dim_v = HEAD_DIM;
-    d.causal = 1;
+    const moak_attention_desc d = attention_desc();
     if (!ok(c, moak_attention(c->ctx, &d, c->kv[0], ids, q_lens, n, q, out), c->ctx, "moak_attention"))
         return;
     c->backend_attention = moak_last_backend(c->ctx);
@@ -335,11 +342,12 @@ static void do_attention(client *c, int check, int first_half, float *q, float *
     c->checks++;
 }
 
-static void do_moe(client *c, int check, int first_half, float *x, float *logits, int32_t *ids, float *weights,
-                   float *y, float *y2, float *y_ref)
+/* Route and run the MoE over `batch` tokens (0: a random batch). */
+static void do_moe(client *c, int64_t batch, int check, int first_half, float *x, float *logits, int32_t *ids,
+                   float *weights, float *y, float *y2, float *y_ref)
 {
     /* A checked batch is small: the scalar reference runs it too. */
-    const int64_t t = rand_int(&c->rng, 1, check ? MAX_CHECK_BATCH : MAX_BATCH);
+    const int64_t t = batch ? batch : rand_int(&c->rng, 1, check ? MAX_CHECK_BATCH : MAX_BATCH);
     fill(&c->rng, x, (size_t)(t * HIDDEN), 1.0);
     fill(&c->rng, logits, (size_t)(t * N_EXPERTS), 3.0);
     moak_router_desc r = MOAK_ROUTER_DESC_INIT;
@@ -398,11 +406,7 @@ static void grow_to_largest(client *c, float *k, float *v, float *q, float *out,
             q_lens[s] = MAX_Q_LEN;
         }
         fill(&c->rng, q, (size_t)(n_seqs * MAX_Q_LEN * Q_HEADS * HEAD_DIM), 1.0);
-        moak_attention_desc d = MOAK_ATTENTION_DESC_INIT;
-        d.n_heads = Q_HEADS;
-        d.head_dim_k = HEAD_DIM;
-        d.head_dim_v = HEAD_DIM;
-        d.causal = 1;
+        const moak_attention_desc d = attention_desc();
         ok(c, moak_attention(c->ctx, &d, c->kv[0], ids_s, q_lens, (int32_t)n_seqs, q, out), c->ctx,
            "attention (warm-up)");
         for (int32_t s = 0; s < n_seqs; s++)
@@ -410,17 +414,7 @@ static void grow_to_largest(client *c, float *k, float *v, float *q, float *out,
                 ok(c, moak_kv_cache_seq_clear(i ? c->ref : c->ctx, c->kv[i], s), i ? c->ref : c->ctx,
                    "seq_clear (warm-up)");
     }
-    fill(&c->rng, x, (size_t)(MAX_BATCH * HIDDEN), 1.0);
-    fill(&c->rng, logits, (size_t)(MAX_BATCH * N_EXPERTS), 3.0);
-    moak_router_desc r = MOAK_ROUTER_DESC_INIT;
-    r.method = MOAK_ROUTE_SOFTMAX_TOPK;
-    r.n_experts = N_EXPERTS;
-    r.top_k = TOP_K;
-    r.renormalize = 1;
-    moak_moe_desc m = MOAK_MOE_DESC_INIT;
-    ok(c, moak_moe_route(c->ctx, &r, logits, MAX_BATCH, ids, weights), c->ctx, "route (warm-up)");
-    ok(c, moak_moe_ffn(c->ctx, &m, c->gate[0], c->up[0], c->down[0], x, MAX_BATCH, TOP_K, ids, weights, y), c->ctx,
-       "moe_ffn (warm-up)");
+    do_moe(c, MAX_BATCH, 0, 1, x, logits, ids, weights, y, NULL, NULL);
 }
 
 static void *client_main(void *arg)
@@ -454,7 +448,7 @@ static void *client_main(void *arg)
                 do_clear(c, (int32_t)rand_int(&c->rng, 0, MAX_SEQS - 1));
             if (action >= 6 || check) {
                 do_attention(c, check, first_half, q, out, out2, out_ref);
-                do_moe(c, check, first_half, x, logits, ids, weights, y, y2, y_ref);
+                do_moe(c, 0, check, first_half, x, logits, ids, weights, y, y2, y_ref);
             }
         }
     }
