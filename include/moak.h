@@ -540,6 +540,10 @@ typedef struct moak_attention_desc {
     int32_t n_heads;             /* query heads; a multiple of the cache's n_kv_heads */
     int32_t head_dim_k;          /* must equal the cache's */
     int32_t head_dim_v;          /* must equal the cache's */
+    /* Every finite scale > 0 and soft-cap >= 0 is honoured on every backend,
+     * up to FLT_MAX: no backend forms scale * q.k or softcap * log2(e) where
+     * it could overflow f32, and a cap far above the logits leaves them as
+     * they are (tanh is not taken by a form that cancels for small x). */
     float scale;                 /* logit scale; 0 means 1/sqrt(head_dim_k) */
     int32_t causal;              /* 1: query at position p sees keys 0..p */
     int32_t sliding_window;      /* 0 = none; else also requires p - j < sliding_window */

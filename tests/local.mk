@@ -193,3 +193,28 @@ tests_test_concurrency_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS) $(PTHREAD_CFLAGS
 tests_test_concurrency_LDADD = $(TEST_LIBS) $(PTHREAD_LIBS)
 tests_test_concurrency_LDFLAGS = $(TEST_LINK_FLAGS)
 
+
+# Microkernel tests (tests/ukernel/): each kernel table entry called
+# directly against a double oracle.  They link the ISA convenience
+# libraries (the tables are internal symbols) and libmoak only to ask the
+# probe which ISA levels run here (so run-levels.sh covers every level).
+UKERNEL_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS) -I$(top_srcdir)/backends/cpu
+UKERNEL_LIBS = tests/libmoaktest.la libmoak.la -lm
+check_PROGRAMS += tests/ukernel/test_ukernel_attention
+TESTS += tests/ukernel/test_ukernel_attention$(EXEEXT)
+tests_ukernel_test_ukernel_attention_SOURCES = tests/ukernel/test_ukernel_attention.c
+tests_ukernel_test_ukernel_attention_CFLAGS = $(UKERNEL_CFLAGS)
+tests_ukernel_test_ukernel_attention_LDADD = $(UKERNEL_LIBS)
+tests_ukernel_test_ukernel_attention_LDFLAGS = $(TEST_LINK_FLAGS)
+if BUILD_AVX2
+tests_ukernel_test_ukernel_attention_CFLAGS += -DMOAK_UKERNEL_AVX2
+tests_ukernel_test_ukernel_attention_LDADD += libx86_avx2.la
+endif
+if BUILD_AVX512
+tests_ukernel_test_ukernel_attention_CFLAGS += -DMOAK_UKERNEL_AVX512
+tests_ukernel_test_ukernel_attention_LDADD += libx86_avx512.la
+endif
+if BUILD_NEON
+tests_ukernel_test_ukernel_attention_CFLAGS += -DMOAK_UKERNEL_NEON
+tests_ukernel_test_ukernel_attention_LDADD += libneon_base.la
+endif

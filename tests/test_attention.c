@@ -81,6 +81,28 @@ static const attn_case cases[] = {
     /* MQA: 8 query heads on one KV head, head_dim 64. */
     {"mqa 8/1", 8, 1, 64, 64, 0, 32, 0.0f, 1, 0, 0.0f, 0, 1.0, 3,
      {{70, 1}, {33, 4}, {1, 1}}, KV(MOAK_FORMAT_F32) | KV(MOAK_FORMAT_BF16)},
+    /* Issue 16, large finite soft-caps: the cap must change nothing it
+     * should not.  cap * tanh(x / cap) computed as cap (1 - 2 / (e^2t + 1))
+     * cancels to 0 for tiny t, which made every score 0 (a plain mean of V)
+     * from caps of ~1e8; 1e30 and 3e38 also take the cap out of f32's
+     * comfortable range (cap * log2 e overflows f32 at the last).  Decode
+     * over 600 keys splits into key chunks with 2+ threads (the merge). */
+    {"softcap 1e6", 8, 2, 128, 128, 0, 0, 0.0f, 1, 0, 1e6f, 0, 1.0, 2,
+     {{600, 1}, {30, 6}}, KV(MOAK_FORMAT_F32) | KV(MOAK_FORMAT_F16)},
+    {"softcap 1e30", 8, 2, 128, 128, 0, 0, 0.0f, 1, 0, 1e30f, 0, 1.0, 2,
+     {{600, 1}, {30, 6}}, KV(MOAK_FORMAT_F32) | KV(MOAK_FORMAT_Q8_0)},
+    {"softcap 3e38", 8, 2, 128, 128, 0, 0, 0.0f, 1, 0, 3e38f, 1, 1.0, 2,
+     {{600, 1}, {30, 6}}, KV(MOAK_FORMAT_BF16)},
+    /* Issue 16, a logit scale near FLT_MAX: scale * log2(e) overflows f32,
+     * which gave -Inf / 0 where the reference is finite (the softmax is an
+     * arg-max then: the oracle in double says which key).  With sinks, and
+     * with a soft-cap that every logit saturates (ties at +-cap). */
+    {"scale 3.4e38 sinks", 8, 2, 128, 128, 0, 0, 3.4e38f, 1, 0, 0.0f, 1, 1.0, 2,
+     {{600, 1}, {30, 6}}, KV(MOAK_FORMAT_F32) | KV(MOAK_FORMAT_F16)},
+    {"scale 1e30 mla", 16, 1, 576, 512, 1, 0, 1e30f, 1, 0, 0.0f, 0, 1.0, 2,
+     {{600, 1}, {20, 5}}, KV(MOAK_FORMAT_Q8_0)},
+    {"scale 3.4e38 softcap 50", 8, 2, 128, 128, 0, 0, 3.4e38f, 1, 0, 50.0f, 0, 1.0, 2,
+     {{600, 1}, {30, 6}}, KV(MOAK_FORMAT_F32)},
     /* Non-causal (an encoder / a prompt seen whole): every query sees every key. */
     {"non-causal 8/2", 8, 2, 64, 64, 0, 0, 0.0f, 0, 0, 0.0f, 0, 1.0, 2,
      {{33, 33}, {10, 4}}, KV(MOAK_FORMAT_F32) | KV(MOAK_FORMAT_F16)},

@@ -75,7 +75,7 @@ MOAK_FN void attention_body(const int fmt, global const uchar *kv, global const 
                             global const float *sinks, int has_sinks,
                             global const int *positions, int sparse_k, int n_heads,
                             int n_kv_heads, int dk, int dv, float scale, int causal, int window,
-                            float softcap, int page_tokens, ulong page_bytes, ulong v_offset,
+                            float softcap, float exp_mul, int page_tokens, ulong page_bytes, ulong v_offset,
                             ulong row_bytes_k, ulong row_bytes_v, int shared_v,
                             local float *q_local, local float *s_local, local float *p_local,
                             local ulong *vrow_local, local float *acc_local)
@@ -102,7 +102,11 @@ MOAK_FN void attention_body(const int fmt, global const uchar *kv, global const 
         acc_local[d] = 0.0f;
     barrier(CLK_LOCAL_MEM_FENCE);
 
-    float m = has_sinks ? sinks[h] : -INFINITY;
+    /* scores s are logits / exp_mul (a power of two, 1 unless the scale is
+     * beyond 2^64: scale * q.k would overflow f32); soft-capped ones are
+     * logits themselves */
+    const float mul = softcap > 0.0f ? 1.0f : exp_mul;
+    float m = has_sinks ? sinks[h] / mul : -INFINITY;
     float l = has_sinks ? 1.0f : 0.0f;
     for (int j0 = e_lo; j0 < e_hi; j0 += lws) {
         const int cnt = min(lws, e_hi - j0);
@@ -122,7 +126,7 @@ MOAK_FN void attention_body(const int fmt, global const uchar *kv, global const 
                 s += load_kv1(fmt, kv, k_at, e) * q_local[e];
             s *= scale;
             if (softcap > 0.0f)
-                s = softcap * tanh(s / softcap);
+                s = softcap * tanh(s / softcap * exp_mul);
             s_local[lid] = s;
             vrow = page * page_bytes + v_base + (kvh * (ulong)page_tokens + slot) * row_slot_v;
         }
@@ -133,9 +137,9 @@ MOAK_FN void attention_body(const int fmt, global const uchar *kv, global const 
         const float m_new = fmax(m, chunk_max);
         /* nothing admitted so far (sparse): keep the state, weigh the chunk 0 */
         const bool none = m_new == -INFINITY;
-        const float alpha = none ? 1.0f : exp(m - m_new);
+        const float alpha = none ? 1.0f : exp((m - m_new) * mul);
         if (lid < cnt) {
-            p_local[lid] = none ? 0.0f : exp(s_local[lid] - m_new);
+            p_local[lid] = none ? 0.0f : exp((s_local[lid] - m_new) * mul);
             vrow_local[lid] = vrow;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
@@ -163,14 +167,14 @@ MOAK_FN void attention_body(const int fmt, global const uchar *kv, global const 
                      global const int *query_seq, global const float *sinks, int has_sinks,    \
                      global const int *positions, int sparse_k, int n_heads,                   \
                      int n_kv_heads, int dk, int dv, float scale, int causal,                  \
-                     int window, float softcap, int page_tokens, ulong page_bytes,             \
+                     int window, float softcap, float exp_mul, int page_tokens, ulong page_bytes, \
                      ulong v_offset, ulong row_bytes_k, ulong row_bytes_v, int shared_v,       \
                      local float *q_local, local float *s_local, local float *p_local,         \
                      local ulong *vrow_local, local float *acc_local)                          \
     {                                                                                          \
         attention_body(fmt, kv, q, out, page_table, seq_info, query_seq, sinks, has_sinks,     \
                        positions, sparse_k, n_heads, n_kv_heads, dk, dv, scale, causal,        \
-                       window, softcap,                                                        \
+                       window, softcap, exp_mul,                                               \
                        page_tokens, page_bytes, v_offset, row_bytes_k, row_bytes_v, shared_v,  \
                        q_local, s_local, p_local, vrow_local, acc_local);                      \
     }

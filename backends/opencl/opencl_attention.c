@@ -8,6 +8,7 @@
  */
 #include "opencl_internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 int ocl_kv_kernel_index(moak_format format)
@@ -120,10 +121,19 @@ static moak_status run(ocl_state *st, ocl_call *call, const moak_attention_args 
     ocl_arg_int(&k, a->n_kv_heads);
     ocl_arg_int(&k, a->head_dim_k);
     ocl_arg_int(&k, a->head_dim_v);
-    ocl_arg_float(&k, a->scale);
+    /* a scale beyond 2^64 leaves a power of two out of q . k * scale, or
+     * it could overflow f32 (issue 16); the kernel multiplies only score
+     * differences <= 0 by it */
+    double exp_mul = 1.0;
+    if ((double)a->scale > 0x1p64) {
+        const int e = ilogb((double)a->scale);
+        exp_mul = ldexp(1.0, e > 127 ? 127 : e);
+    }
+    ocl_arg_float(&k, (float)((double)a->scale / exp_mul));
     ocl_arg_int(&k, a->causal ? 1 : 0);
     ocl_arg_int(&k, a->sliding_window);
     ocl_arg_float(&k, a->softcap);
+    ocl_arg_float(&k, (float)exp_mul);
     ocl_arg_int(&k, l->page_tokens);
     ocl_arg_ulong(&k, l->page_bytes);
     ocl_arg_ulong(&k, l->v_block_offset);

@@ -20,7 +20,10 @@ libmoak_la_SOURCES += \
 	backends/cpu/arm/neon_matmul.c \
 	backends/cpu/arm/neon_moe.c \
 	backends/cpu/gated_delta_cpu.h \
-	backends/cpu/gated_delta_cpu.c
+	backends/cpu/gated_delta_cpu.c \
+	backends/cpu/arm/neon_attention.c \
+	backends/cpu/cpu_attention.h \
+	backends/cpu/cpu_attention.c
 
 neon_kernel_headers = \
 	backends/cpu/arm/neon_backend.h \
@@ -31,13 +34,12 @@ neon_kernel_headers = \
 noinst_LTLIBRARIES += libneon_base.la
 libneon_base_la_CFLAGS = $(AM_CFLAGS) $(NEON_CFLAGS)
 libneon_base_la_SOURCES = $(neon_kernel_headers) \
-	backends/cpu/arm/attention_neon.h \
+	backends/cpu/cpu_attention.h backends/cpu/attention_body.h \
 	backends/cpu/arm/gemm_int_neon.c \
 	backends/cpu/arm/gemm_float_neon.c \
 	backends/cpu/arm/quantize_neon.c \
 	backends/cpu/arm/moe_glu_neon.c \
 	backends/cpu/arm/attention_neon.c \
-	backends/cpu/arm/attention_kernels_neon.c \
 	backends/cpu/arm/norm_rope_neon.c \
 	backends/cpu/arm/route_neon.c \
 	backends/cpu/gated_delta_body.h \

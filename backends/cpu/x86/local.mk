@@ -24,7 +24,10 @@ x86_common_sources = \
 	backends/cpu/x86/x86_indexer.c \
 	backends/cpu/gated_delta_cpu.h \
 	backends/cpu/gated_delta_cpu.c \
-	backends/cpu/x86/x86_gated_delta.c
+	backends/cpu/x86/x86_gated_delta.c \
+	backends/cpu/x86/x86_attention.c \
+	backends/cpu/cpu_attention.h \
+	backends/cpu/cpu_attention.c
 
 x86_body_headers = \
 	backends/cpu/x86/gemm_tile_entry.h \
@@ -56,7 +59,7 @@ libx86_avx2_la_SOURCES = \
 	backends/cpu/x86/gemm_bf16_avx2.c \
 	backends/cpu/x86/quantize_act_avx2.c \
 	backends/cpu/x86/moe_glu_avx2.c \
-	backends/cpu/x86/x86_attention_common.h \
+	backends/cpu/cpu_attention.h backends/cpu/attention_body.h \
 	backends/cpu/x86/x86_elementwise_common.h \
 	backends/cpu/x86/attention_avx2.c \
 	backends/cpu/x86/elementwise_avx2.c \

@@ -14,6 +14,8 @@
 #endif
 
 #include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #define SIMD_LANES 8
@@ -118,5 +120,87 @@ static inline simd_f simd_f_copysign(simd_f mag, simd_f sign)
     __m256 m = _mm256_set1_ps(-0.0f);
     return _mm256_or_ps(_mm256_andnot_ps(m, mag), _mm256_and_ps(m, sign));
 }
+
+/* ---- what the attention body (backends/cpu/attention_body.h) needs ---- */
+
+/* Four lanes [4 part, 4 part + 4) of v stored at p. */
+static inline void simd_f_store4(float *p, simd_f v, int part)
+{
+    _mm_storeu_ps(p, part == 0 ? _mm256_castps256_ps128(v) : _mm256_extractf128_ps(v, 1));
+}
+/* The first n (< 8) elements, zeros after; nothing past them is read. */
+static inline simd_f simd_f_load_part(const float *p, int n)
+{
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_maskload_ps(p, mask);
+}
+static inline __m128i simd_load16_part_avx2(const void *p, int n)
+{
+    uint16_t buf[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    memcpy(buf, p, (size_t)n * 2);
+    return _mm_loadu_si128((const __m128i *)(const void *)buf);
+}
+static inline simd_f simd_f_load_f16_part(const void *p, int n)
+{
+    return _mm256_cvtph_ps(simd_load16_part_avx2(p, n));
+}
+static inline simd_f simd_f_load_bf16_part(const void *p, int n)
+{
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(simd_load16_part_avx2(p, n)), 16));
+}
+/* 8 signed bytes widened to f32. */
+static inline simd_f simd_f_load_i8(const int8_t *p)
+{
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)p)));
+}
+/* The binary16 value h in every lane. */
+static inline simd_f simd_f_set1_f16(uint16_t h) { return _mm256_set1_ps(_cvtsh_ss(h)); }
+/* p * 2^n for integral n in [-126, 127]. */
+static inline simd_f simd_f_scale_exp2(simd_f p, simd_f n) { return _mm256_mul_ps(p, simd_f_exp2_int(n)); }
+/* v where x >= bound, else 0. */
+static inline simd_f simd_f_keep_ge(simd_f v, simd_f x, float bound)
+{
+    return _mm256_and_ps(v, _mm256_cmp_ps(x, _mm256_set1_ps(bound), _CMP_GE_OQ));
+}
+/* if_less where a < b, else otherwise. */
+static inline simd_f simd_f_blend_lt(simd_f a, simd_f b, simd_f if_less, simd_f otherwise)
+{
+    return _mm256_blendv_ps(otherwise, if_less, _mm256_cmp_ps(a, b, _CMP_LT_OQ));
+}
+/* 0 where v is -inf, else v. */
+static inline simd_f simd_f_neg_inf_to_zero(simd_f v)
+{
+    return _mm256_blendv_ps(v, _mm256_setzero_ps(), _mm256_cmp_ps(v, _mm256_set1_ps(-INFINITY), _CMP_EQ_OQ));
+}
+static inline simd_i simd_i_set1(int32_t v) { return _mm256_set1_epi32(v); }
+/* x where lo <= j < hi (int32 lanes), else fill. */
+static inline simd_f simd_f_keep_in_range(simd_f x, simd_i lo, simd_i hi, simd_i j, simd_f fill)
+{
+    const __m256i visible = _mm256_andnot_si256(_mm256_cmpgt_epi32(lo, j), _mm256_cmpgt_epi32(hi, j));
+    return _mm256_blendv_ps(fill, x, _mm256_castsi256_ps(visible));
+}
+/* Lane i: the sum of a[i]'s 8 lanes (21 shuffles and adds). */
+static inline simd_f simd_f_hsum_lanes(const simd_f *a)
+{
+    __m256 t[4], u[2];
+    for (int i = 0; i < 4; i++) /* 128-bit lane c: (a0, a1, a0, a1) partials */
+        t[i] = _mm256_add_ps(_mm256_unpacklo_ps(a[2 * i], a[2 * i + 1]),
+                             _mm256_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+    for (int i = 0; i < 2; i++) /* lane c: a[4i..4i+3] summed over lane c */
+        u[i] = _mm256_add_ps(_mm256_shuffle_ps(t[2 * i], t[2 * i + 1], 0x44),
+                             _mm256_shuffle_ps(t[2 * i], t[2 * i + 1], 0xEE));
+    return _mm256_add_ps(_mm256_permute2f128_ps(u[0], u[1], 0x20), _mm256_permute2f128_ps(u[0], u[1], 0x31));
+}
+/* Lane i gets lane i ^ dist (dist a power of two below 8). */
+static inline simd_f simd_f_swap_lanes(simd_f v, int dist)
+{
+    switch (dist) {
+    case 4: return _mm256_permute2f128_ps(v, v, 0x01);
+    case 2: return _mm256_permute_ps(v, 0x4E);
+    default: return _mm256_permute_ps(v, 0xB1);
+    }
+}
+/* 16 ymm registers: pinning q vectors would spill the accumulators. */
+#define SIMD_F_IN_REGISTER(v) ((void)0)
 
 #endif

@@ -1,179 +1,36 @@
 /*
- * x86_attention_common.h — the ISA-neutral half of the x86 attention kernels.
- *
- * attention_avx2.c and attention_avx512.c each supply a table of vector
- * kernels (x86_attn_kernels: K/V tile conversion, q.k scores, the online
- * softmax update, p.V) and run this driver with it.  The driver
- * only plans work, addresses the KV pages and combines partial results;
- * every floating-point loop over head dims is in the ISA files.
- *
- * The unit of work is a tile of query rows against one KV head:
- *   rows = (query token, query head of the KV head's group), token-major,
- *   so a K/V row is converted once and used by every head of its group.
- * A prefill task takes about X86_ATTN_TARGET_ROWS rows and walks all the
- * keys its rows may see, X86_ATTN_KEYS_PER_TILE at a time, keeping a
- * running max m, sum l and output accumulator O per row (online softmax,
- * flash-attention style), and writes the normalised rows to `out`.
- * A tile whose key range is long compared with the whole call's work (a
- * decode, q_len 1) is split into key chunks; each chunk task stores its
- * (m, l, O) rows, and the task that completes a tile's last chunk merges
- * the chunks of each row in chunk order with log-sum-exp weights (one pass
- * over the pool, no second barrier).  The plan depends only on the shapes
- * and the thread count, and every task writes its own slots, so results
- * are bitwise reproducible for a given thread count whatever thread runs
- * what.  The plan and the partial results live in the state's op buffers
- * (no allocation per call once they have grown).
- *
- * Numerics: q is multiplied by scale * log2(e) when it is copied into the
- * tile (scores in base 2), scores and the softmax are f32, and the final
- * normalisation and the merge are computed in double.  Masked keys get
- * probability exactly 0.
+ * cpu_attention.c — the CPU attention's planner and split-key driver, once
+ * for every ISA (cpu_attention.h says how the work is cut and why); the
+ * floating-point loops over head dims are the kernel table's
+ * (attention_body.h, instantiated per ISA).  Compiled with the library's
+ * ordinary flags.
  */
-#ifndef MOAK_X86_ATTENTION_COMMON_H
-#define MOAK_X86_ATTENTION_COMMON_H
-
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "x86_backend.h"
-/* moak_x86_op_buffer(): the op-wide buffers of the x86 state */
-#include "x86_kernels.h"
+#include "cpu_attention.h"
 
-/* Keys per tile: the block of K/V rows converted to f32 together. */
-#define X86_ATTN_KEYS_PER_TILE 64
-/* Query rows a prefill task aims for: enough to amortise converting a K/V
- * tile (about 1/rows of the arithmetic), few enough for Q, S and O of the
- * task to stay in L2 (192 rows of d 128: 96 KB each).  96 was ~7% slower. */
-#define X86_ATTN_TARGET_ROWS 192
 /* A key chunk of a split tile is never shorter than this: below it the
  * partial's store and merge cost as much as the keys. */
-#define X86_ATTN_MIN_CHUNK_KEYS 256
+#define CPU_ATTN_MIN_CHUNK_KEYS 256
 /* Chunks per thread a split tile of more than 16 rows aims for (instead of
- * X86_ATTN_TASKS_PER_THREAD): a chunk's partial (rows x dv floats) is
+ * CPU_ATTN_TASKS_PER_THREAD): a chunk's partial (rows x dv floats) is
  * stored and merged by one thread at the end, and MLA's 128 rows x 512
  * dims in 16 chunks of 256 keys moved 4 MB per call through that serial
  * merge (2-thread CPU time per call 8.1 ms against 6.7 ms unsplit). */
-#define X86_ATTN_WIDE_CHUNKS_PER_THREAD 2
+#define CPU_ATTN_WIDE_CHUNKS_PER_THREAD 2
 /* Tasks per thread a call aims for, so dynamic hand-out balances the load. */
-#define X86_ATTN_TASKS_PER_THREAD 8
-/* Scores are kept in base 2: q is scaled by scale * log2(e), so that the
- * softmax is 2^(s - m) and m, the sinks and the merge use the same units. */
-#define X86_ATTN_LOG2E 1.44269504088896340736
-
-/* The fused small-tile path (decode: a query token's few heads of one KV
- * group).  Converting whole K/V tiles to f32 scratch and multiplying them
- * by 8 query rows spent more time on the tile stores and reloads than on
- * the arithmetic; here each K and V element is converted in registers once
- * and used at once by every row of the tile.  Rows are padded to rp, a
- * power of two dividing the vector width, and a score vector holds
- * (lanes / rp) keys x rp rows: lane i is row i % rp of key i / rp.  The
- * running max and sum are kept in the same lane layout (every lane of a
- * row holds the row's value), so the softmax needs no transposition.
- * Keys are processed in blocks that do not cross a page: a block's K (and
- * V) rows are equally spaced, and the kernel is handed base and stride. */
-#define X86_ATTN_FUSED_LANES 16
-typedef struct x86_attn_fused {
-    /* scaled q, chunk-major: [dk / lanes][rp][lanes] (lanes: the ISA's
-     * vector width), so that one pointer and constant offsets address
-     * every row's chunk; rows >= rows are zeros */
-    const float *q;
-    float *o;                     /* [rp][dv_pad]: O of every (padded) row */
-    int32_t rows, rp;
-    int32_t dk, dv, dv_pad;
-    moak_format format;
-    float softcap2;
-    /* the block's visible keys per row, relative to the block: [lo, hi) */
-    int32_t lo[X86_ATTN_FUSED_LANES], hi[X86_ATTN_FUSED_LANES];
-    /* lane layout (lane i: row i % rp); corr = 2^(m_old - m_new) of the
-     * last block, the factor the row's O is scaled by */
-    float m[X86_ATTN_FUSED_LANES] __attribute__((aligned(64)));
-    float l[X86_ATTN_FUSED_LANES] __attribute__((aligned(64)));
-    float corr[X86_ATTN_FUSED_LANES] __attribute__((aligned(64)));
-    /* the next block's K rows (NULL: none), prefetched during this one */
-    const unsigned char *next_k;
-    size_t next_k_bytes;
-    /* scores, then probabilities, of a block in lane layout */
-    float s[X86_ATTN_KEYS_PER_TILE * X86_ATTN_FUSED_LANES] __attribute__((aligned(64)));
-} x86_attn_fused;
-
-/* The prefetches of a fused block of n keys in `groups` key groups: each
- * group takes its share of the block's V rows (none when V is a prefix of
- * K, already loaded) and of the next block's K rows, into L2, so the loads
- * of the next steps find them there.  Planned once per block. */
-typedef struct x86_attn_prefetch {
-    const char *v, *next_k;
-    size_t v_bytes, k_bytes, v_share, k_share;
-} x86_attn_prefetch;
-
-static inline x86_attn_prefetch x86_attn_prefetch_plan(const x86_attn_fused *f, const unsigned char *k,
-                                                       const unsigned char *v, size_t v_stride,
-                                                       int32_t n, int32_t groups)
-{
-    x86_attn_prefetch p;
-    p.v = (const char *)v;
-    p.next_k = (const char *)f->next_k;
-    p.v_bytes = v == k ? 0 : (size_t)n * v_stride;
-    p.k_bytes = f->next_k_bytes;
-    p.v_share = (p.v_bytes / (size_t)groups + 63) & ~(size_t)63;
-    p.k_share = (p.k_bytes / (size_t)groups + 63) & ~(size_t)63;
-    return p;
-}
-
-static inline void x86_attn_prefetch_group(const x86_attn_prefetch *p, int32_t g)
-{
-    for (size_t b = (size_t)g * p->v_share; b < (size_t)(g + 1) * p->v_share && b < p->v_bytes; b += 64)
-        __builtin_prefetch(p->v + b, 0, 2); /* prefetcht1 */
-    for (size_t b = (size_t)g * p->k_share; b < (size_t)(g + 1) * p->k_share && b < p->k_bytes; b += 64)
-        __builtin_prefetch(p->next_k + b, 0, 2);
-}
-
-/* The vector kernels one ISA file provides.  Query rows are padded with
- * zeros to rows_pad (a multiple of 16), head dims to a multiple of
- * pad_floats (dk_pad, dv_pad).  Scores are stored transposed,
- * s[key][rows_pad], so that the softmax runs across rows without horizontal
- * reductions. */
-typedef struct x86_attn_kernels {
-    int32_t pad_floats;
-    /* Tiles with at least this many rows compute scores as a small GEMM
-     * (broadcast K elements times q^T vectors); smaller ones (decode with a
-     * small group) take dot products of q rows and K rows. */
-    int32_t gemm_min_rows;
-    /* rows[0..n) (each `dim` elements in `format`) -> dst[KEYS_PER_TILE][dim_pad]
-     * f32; dims dim.. are zeros; rows n.. are left as they are. */
-    void (*load_rows)(moak_format format, const unsigned char *const *rows, int32_t n,
-                      int32_t dim, int32_t dim_pad, float *dst);
-    /* s[j][r] = q[r] . k[j] for j < n, r < rows_pad; q: [rows_pad][dk_pad]
-     * (rows >= rows are zeros), k: [KEYS][dk_pad]. */
-    void (*qk_dot)(const float *q, int32_t rows, int32_t rows_pad, int32_t dk_pad,
-                   const float *k, int32_t n, float *s);
-    /* The same from q^T: [dk_pad][rows_pad]. */
-    void (*qk_gemm)(const float *qt, int32_t rows_pad, int32_t dk_pad, const float *k,
-                    int32_t n, float *s);
-    /* Online-softmax update of keys j < n for every row: key j is visible to
-     * row r iff lo[r] <= j < hi[r]; invisible keys get p = 0.  Soft-caps
-     * (softcap2 != 0, in base-2 units), replaces s by p = 2^(s - m_new),
-     * updates m and l, and sets corr[r] = 2^(m_old - m_new), the factor the
-     * row's O must be scaled by. */
-    void (*softmax)(float *s, int32_t rows_pad, int32_t n, const int32_t *lo,
-                    const int32_t *hi, float softcap2, float *m, float *l, float *corr);
-    /* o[r] = o[r] * corr[r] + sum_{j < n} p[j][r] * v[j] for r < rows;
-     * p: [KEYS][rows_pad], v: [KEYS][dv_pad], o: [rows][dv_pad]. */
-    void (*pv)(const float *p, int32_t rows, int32_t rows_pad, int32_t n, const float *v,
-               int32_t dv_pad, const float *corr, float *o);
-    /* The fused path for tiles of at most fused_max_rows rows whose head
-     * dims are multiples of 16 (NULL: none): one block of n <= KEYS keys,
-     * K row j at k + j * k_stride (V likewise); all_visible: every row sees
-     * all n keys (no masking).  Updates f->m, f->l, f->corr and f->o. */
-    int32_t fused_max_rows;
-    void (*fused_block)(x86_attn_fused *f, const unsigned char *k, size_t k_stride,
-                        const unsigned char *v, size_t v_stride, int32_t n, bool all_visible);
-} x86_attn_kernels;
+#define CPU_ATTN_TASKS_PER_THREAD 8
+#define CPU_ATTN_LOG2E 1.44269504088896340736
+/* A factor of at most this much is folded into q or a soft-cap constant
+ * whole; a bigger one leaves a power of two in cpu_attn_logits.exp_mul. */
+#define CPU_ATTN_FOLD_LIMIT 0x1p64
 
 /* A tile: query tokens [first_query, first_query + n_queries) of sequence
  * seq_index (an index into args->seq_ids) against KV head kv_head. */
-typedef struct x86_attn_tile {
+typedef struct cpu_attn_tile {
     int32_t seq_index;
     int32_t kv_head;
     int32_t first_query;
@@ -182,45 +39,48 @@ typedef struct x86_attn_tile {
     int64_t chunk_keys;           /* keys per chunk (the whole range when 1 chunk) */
     int32_t n_chunks;
     size_t partial_floats;        /* offset of chunk 0's slot in the partial buffer */
-} x86_attn_tile;
+} cpu_attn_tile;
 
-typedef struct x86_attn_task {
+typedef struct cpu_attn_task {
     int32_t tile;
     int32_t chunk;
     int64_t work;                 /* rows x keys: bigger tasks are handed out first */
-} x86_attn_task;
+} cpu_attn_task;
 
-typedef struct x86_attn_job {
+typedef struct cpu_attn_job {
     const moak_attention_args *args;
-    const x86_attn_kernels *kernels;
-    moak_x86_state *st;
+    const cpu_attn_kernels *kernels;
+    const cpu_attn_host *host;
     int32_t group;                /* query heads per KV head */
     int32_t dk_pad, dv_pad;
     int32_t max_rows, max_rows_pad, max_queries;
-    x86_attn_tile *tiles;
+    cpu_attn_tile *tiles;
     int32_t n_tiles;
-    x86_attn_task *tasks;
+    cpu_attn_task *tasks;
     int64_t n_tasks;
     uint64_t call_id;             /* distinct per call (never 0): tags a thread's prepared q */
+    float q_scale;                /* what q is multiplied by (cpu_attn_logits) */
+    cpu_attn_logits logits;
+    double m_unit;                /* m * m_unit: a row's maximum as a base-2 logit */
     float *partials;              /* per split tile and chunk: [rows][2 + dv_pad] = m, l, O */
     int32_t *chunks_done;         /* [n_tiles]: finished chunks of each split tile */
-} x86_attn_job;
+} cpu_attn_job;
 
 /* ---- small helpers ----------------------------------------------------------- */
 
-static inline int32_t x86_attn_round_up(int32_t v, int32_t unit)
+static int32_t cpu_attn_round_up(int32_t v, int32_t unit)
 {
     return (v + unit - 1) / unit * unit;
 }
 
-static inline size_t x86_attn_align_floats(size_t n)
+static size_t cpu_attn_align_floats(size_t n)
 {
     return (n + 15u) & ~(size_t)15u; /* 64 bytes */
 }
 
 /* Visible keys [*lo, *hi) of a query at position pos in a sequence of len
  * cached tokens (the reference's rule, moak.h). */
-static inline void x86_attn_visible(const moak_attention_args *args, int64_t len, int64_t pos,
+static void cpu_attn_visible(const moak_attention_args *args, int64_t len, int64_t pos,
                                     int64_t *lo, int64_t *hi)
 {
     int64_t first = 0, end = len;
@@ -233,7 +93,7 @@ static inline void x86_attn_visible(const moak_attention_args *args, int64_t len
 }
 
 /* Bytes of token j's K (or V) row of KV head kv_head. */
-static inline const unsigned char *x86_attn_kv_row(const moak_kv_view *kv, int32_t seq,
+static const unsigned char *cpu_attn_kv_row(const moak_kv_view *kv, int32_t seq,
                                                    int64_t j, int32_t kv_head, bool v_block)
 {
     const moak_kv_layout *lay = kv->layout;
@@ -250,23 +110,9 @@ static inline const unsigned char *x86_attn_kv_row(const moak_kv_view *kv, int32
            ((size_t)kv_head * (size_t)lay->page_tokens + (size_t)slot) * lay->row_bytes_k;
 }
 
-/* Per-thread scratch of at least `bytes` for every thread (the state's
- * slots, moak_x86_scratch), reserved before any task runs, so a failure
- * leaves the outputs untouched. */
-static inline moak_status x86_attn_reserve_scratch(moak_x86_state *st, size_t bytes)
-{
-    const int32_t n_threads = st->env.n_threads > 0 ? st->env.n_threads : 1;
-    for (int32_t t = 0; t < n_threads; t++)
-        if (!moak_x86_scratch(st, t, bytes))
-            return st->env.error(st->env.log_ctx, MOAK_ERR_OUT_OF_MEMORY,
-                                 "%s: out of memory for %zu bytes of attention scratch",
-                                 st->level == MOAK_X86_AVX512 ? "avx512" : "avx2", bytes);
-    return MOAK_OK;
-}
-
 /* ---- one thread's scratch, carved in a fixed order ------------------------------ */
 
-typedef struct x86_attn_scratch {
+typedef struct cpu_attn_scratch {
     float *q;                     /* [rows_pad][dk_pad] or [dk_pad][rows_pad], scaled */
     float *k;                     /* [KEYS][dk_pad] */
     float *v;                     /* [KEYS][dv_pad] */
@@ -278,18 +124,18 @@ typedef struct x86_attn_scratch {
     const unsigned char **k_rows; /* [KEYS] */
     const unsigned char **v_rows; /* [KEYS] */
     uint64_t *prepared;           /* [2]: call id and tile + 1 whose q sc.q holds */
-} x86_attn_scratch;
+} cpu_attn_scratch;
 
-#define X86_ATTN_SCRATCH_PARTS 13
+#define CPU_ATTN_SCRATCH_PARTS 13
 
 /* The bytes one thread's scratch needs; with base, also carves it into out. */
-static inline size_t x86_attn_scratch_bytes(const x86_attn_job *job, x86_attn_scratch *out,
+static size_t cpu_attn_scratch_bytes(const cpu_attn_job *job, cpu_attn_scratch *out,
                                             unsigned char *base)
 {
-    const size_t keys = X86_ATTN_KEYS_PER_TILE;
+    const size_t keys = CPU_ATTN_KEYS_PER_TILE;
     const size_t rows_pad = (size_t)job->max_rows_pad;
     const size_t queries = (size_t)job->max_queries;
-    const size_t parts[X86_ATTN_SCRATCH_PARTS] = {
+    const size_t parts[CPU_ATTN_SCRATCH_PARTS] = {
         rows_pad * (size_t)job->dk_pad,            /* q */
         keys * (size_t)job->dk_pad,                /* k */
         keys * (size_t)job->dv_pad,                /* v */
@@ -302,10 +148,10 @@ static inline size_t x86_attn_scratch_bytes(const x86_attn_job *job, x86_attn_sc
         4,                                         /* prepared (2 x 64-bit) */
     };
     size_t offset = 0;
-    float *p[X86_ATTN_SCRATCH_PARTS];
-    for (int i = 0; i < X86_ATTN_SCRATCH_PARTS; i++) {
+    float *p[CPU_ATTN_SCRATCH_PARTS];
+    for (int i = 0; i < CPU_ATTN_SCRATCH_PARTS; i++) {
         p[i] = base ? (float *)(void *)(base + offset * sizeof(float)) : NULL;
-        offset += x86_attn_align_floats(parts[i]);
+        offset += cpu_attn_align_floats(parts[i]);
     }
     if (out) {
         out->q = p[0];
@@ -331,7 +177,7 @@ static inline size_t x86_attn_scratch_bytes(const x86_attn_job *job, x86_attn_sc
 
 /* out = sum_c 2^(m_c - M) O_c / (sum_c 2^(m_c - M) l_c + 2^(sink - M)), the
  * chunks taken in order; M = max over the chunks that saw a key and the sink. */
-static void x86_attn_merge_tile(const x86_attn_job *job, const x86_attn_tile *tile)
+static void cpu_attn_merge_tile(const cpu_attn_job *job, const cpu_attn_tile *tile)
 {
     const moak_attention_args *args = job->args;
     const int32_t group = job->group;
@@ -344,13 +190,13 @@ static void x86_attn_merge_tile(const x86_attn_job *job, const x86_attn_tile *ti
         const float *first = job->partials + tile->partial_floats + (size_t)r * slot_floats;
         const int64_t token = args->q_offsets[tile->seq_index] + tile->first_query + t;
         float *out = args->out + ((size_t)token * (size_t)args->n_heads + (size_t)h) * (size_t)dv;
-        const double sink2 = args->sinks ? (double)args->sinks[h] * X86_ATTN_LOG2E : -INFINITY;
+        const double sink2 = args->sinks ? (double)args->sinks[h] * CPU_ATTN_LOG2E : -INFINITY;
 
         double big = sink2;
         for (int32_t c = 0; c < tile->n_chunks; c++) {
             const float *p = first + (size_t)c * chunk_stride;
-            if (p[1] > 0.0f && (double)p[0] > big)
-                big = p[0];
+            if (p[1] > 0.0f && (double)p[0] * job->m_unit > big)
+                big = (double)p[0] * job->m_unit;
         }
         for (int32_t d = 0; d < dv; d++)
             out[d] = 0.0f;
@@ -361,7 +207,7 @@ static void x86_attn_merge_tile(const x86_attn_job *job, const x86_attn_tile *ti
             const float *p = first + (size_t)c * chunk_stride;
             if (!(p[1] > 0.0f))
                 continue;
-            const double a = exp2((double)p[0] - big);
+            const double a = exp2((double)p[0] * job->m_unit - big);
             denom += (double)p[1] * a;
             const float w = (float)a;
             for (int32_t d = 0; d < dv; d++)
@@ -375,16 +221,16 @@ static void x86_attn_merge_tile(const x86_attn_job *job, const x86_attn_tile *ti
 
 /* ---- one task ------------------------------------------------------------------- */
 
-/* Store the normalised row (m, sink in base-2 units):
- * out = O 2^(m - M) / (l 2^(m - M) + 2^(sink - M)), M = max(m, sink);
+/* Store the normalised row (m2 = m * m_unit and the sink in base-2 units):
+ * out = O 2^(m2 - M) / (l 2^(m2 - M) + 2^(sink - M)), M = max(m2, sink);
  * zeros when the row saw no key and there is no sink. */
-static inline void x86_attn_finish_row(const float *o, int32_t dv, float m, float l,
+static void cpu_attn_finish_row(const float *o, int32_t dv, double m2, float l,
                                        const double *sink2, float *out)
 {
     double factor = 0.0;
     if (sink2) {
-        const double big = (double)m > *sink2 ? (double)m : *sink2;
-        const double a = l > 0.0f ? exp2((double)m - big) : 0.0;
+        const double big = l > 0.0f && m2 > *sink2 ? m2 : *sink2;
+        const double a = l > 0.0f ? exp2(m2 - big) : 0.0;
         factor = a / ((double)l * a + exp2(*sink2 - big));
     } else if (l > 0.0f) {
         factor = 1.0 / (double)l;
@@ -394,7 +240,7 @@ static inline void x86_attn_finish_row(const float *o, int32_t dv, float m, floa
         out[d] = o[d] * f;
 }
 
-static inline int32_t x86_attn_clamp_key(int64_t v, int32_t n)
+static int32_t cpu_attn_clamp_key(int64_t v, int32_t n)
 {
     return v < 0 ? 0 : v > n ? n : (int32_t)v;
 }
@@ -402,33 +248,33 @@ static inline int32_t x86_attn_clamp_key(int64_t v, int32_t n)
 /* Addresses of the K and V rows of keys [k0, min(k0 + KEYS, end)).
  * (Software prefetch of the next tile into L2 was tried: 10-15% slower
  * than leaving it to the hardware prefetcher, pages being contiguous.) */
-static inline void x86_attn_tile_rows(const moak_kv_view *kv, int32_t seq, int32_t kv_head,
+static void cpu_attn_tile_rows(const moak_kv_view *kv, int32_t seq, int32_t kv_head,
                                       int64_t k0, int64_t end, const unsigned char **k_rows,
                                       const unsigned char **v_rows)
 {
-    const int32_t n = end - k0 < X86_ATTN_KEYS_PER_TILE ? (int32_t)(end - k0)
-                                                         : X86_ATTN_KEYS_PER_TILE;
+    const int32_t n = end - k0 < CPU_ATTN_KEYS_PER_TILE ? (int32_t)(end - k0)
+                                                         : CPU_ATTN_KEYS_PER_TILE;
     for (int32_t j = 0; j < n; j++) {
-        k_rows[j] = x86_attn_kv_row(kv, seq, k0 + j, kv_head, false);
-        v_rows[j] = x86_attn_kv_row(kv, seq, k0 + j, kv_head, true);
+        k_rows[j] = cpu_attn_kv_row(kv, seq, k0 + j, kv_head, false);
+        v_rows[j] = cpu_attn_kv_row(kv, seq, k0 + j, kv_head, true);
     }
 }
 
 /* Keys of the fused block that starts at k0: up to the page's end, the
  * range's end or KEYS. */
-static inline int64_t x86_attn_fused_block_keys(int64_t k0, int64_t end, int64_t page_tokens)
+static int64_t cpu_attn_fused_block_keys(int64_t k0, int64_t end, int64_t page_tokens)
 {
     int64_t n = page_tokens - k0 % page_tokens;
     if (n > end - k0)
         n = end - k0;
-    return n > X86_ATTN_KEYS_PER_TILE ? X86_ATTN_KEYS_PER_TILE : n;
+    return n > CPU_ATTN_KEYS_PER_TILE ? CPU_ATTN_KEYS_PER_TILE : n;
 }
 
 /* The fused path over keys [begin, end) of a tile: blocks that end at a
  * page boundary (or after KEYS keys), so a block's rows are equally
  * spaced; leaves m, l (per row) in sc and O in sc->o. */
-static void x86_attn_fused_range(const x86_attn_job *job, const x86_attn_tile *tile, int32_t rows,
-                                 const x86_attn_scratch *sc, int64_t begin, int64_t end)
+static void cpu_attn_fused_range(const cpu_attn_job *job, const cpu_attn_tile *tile, int32_t rows,
+                                 const cpu_attn_scratch *sc, int64_t begin, int64_t end)
 {
     const moak_attention_args *args = job->args;
     const moak_kv_view *kv = args->kv;
@@ -438,14 +284,14 @@ static void x86_attn_fused_range(const x86_attn_job *job, const x86_attn_tile *t
     const int64_t page_tokens = lay->page_tokens;
     const size_t k_stride = lay->row_bytes_k;
     const size_t v_stride = lay->shared_v ? lay->row_bytes_k : lay->row_bytes_v;
-    x86_attn_fused f;
+    cpu_attn_fused f;
     f.o = sc->o;
     f.rows = rows;
     f.rp = 1;
     while (f.rp < rows)
         f.rp *= 2;
     /* the chunk-major q goes where the K tile would (unused on this path) */
-    const int32_t lanes = job->kernels->pad_floats;
+    const int32_t lanes = job->kernels->lanes;
     for (int32_t r = 0; r < f.rp; r++)
         for (int32_t c = 0; c < args->head_dim_k / lanes; c++)
             memcpy(sc->k + ((size_t)c * (size_t)f.rp + (size_t)r) * (size_t)lanes,
@@ -456,21 +302,21 @@ static void x86_attn_fused_range(const x86_attn_job *job, const x86_attn_tile *t
     f.dv = args->head_dim_v;
     f.dv_pad = job->dv_pad;
     f.format = lay->format;
-    f.softcap2 = (float)((double)args->softcap * X86_ATTN_LOG2E);
-    for (int32_t i = 0; i < X86_ATTN_FUSED_LANES; i++) {
+    f.logits = job->logits;
+    for (int32_t i = 0; i < CPU_ATTN_MAX_LANES; i++) {
         f.m[i] = -INFINITY;
         f.l[i] = 0.0f;
         f.corr[i] = 0.0f;
     }
     for (int64_t k0 = begin, n = 0; k0 < end; k0 += n) {
-        n = x86_attn_fused_block_keys(k0, end, page_tokens);
+        n = cpu_attn_fused_block_keys(k0, end, page_tokens);
         const int64_t k1 = k0 + n;
-        f.next_k = k1 < end ? x86_attn_kv_row(kv, seq, k1, tile->kv_head, false) : NULL;
-        f.next_k_bytes = k1 < end ? (size_t)x86_attn_fused_block_keys(k1, end, page_tokens) * k_stride : 0;
+        f.next_k = k1 < end ? cpu_attn_kv_row(kv, seq, k1, tile->kv_head, false) : NULL;
+        f.next_k_bytes = k1 < end ? (size_t)cpu_attn_fused_block_keys(k1, end, page_tokens) * k_stride : 0;
         bool all_visible = true;
         for (int32_t t = 0; t < tile->n_queries; t++) {
-            const int32_t lo = x86_attn_clamp_key(sc->token_lo[t] - k0, (int32_t)n);
-            const int32_t hi = x86_attn_clamp_key(sc->token_hi[t] - k0, (int32_t)n);
+            const int32_t lo = cpu_attn_clamp_key(sc->token_lo[t] - k0, (int32_t)n);
+            const int32_t hi = cpu_attn_clamp_key(sc->token_hi[t] - k0, (int32_t)n);
             if (lo > 0 || hi < n)
                 all_visible = false;
             for (int32_t h = 0; h < group; h++) {
@@ -482,8 +328,8 @@ static void x86_attn_fused_range(const x86_attn_job *job, const x86_attn_tile *t
             f.lo[r] = 0;
             f.hi[r] = (int32_t)n;
         }
-        job->kernels->fused_block(&f, x86_attn_kv_row(kv, seq, k0, tile->kv_head, false), k_stride,
-                                  x86_attn_kv_row(kv, seq, k0, tile->kv_head, true), v_stride,
+        job->kernels->fused_block(&f, cpu_attn_kv_row(kv, seq, k0, tile->kv_head, false), k_stride,
+                                  cpu_attn_kv_row(kv, seq, k0, tile->kv_head, true), v_stride,
                                   (int32_t)n, all_visible);
     }
     for (int32_t r = 0; r < rows; r++) {
@@ -492,40 +338,39 @@ static void x86_attn_fused_range(const x86_attn_job *job, const x86_attn_tile *t
     }
 }
 
-static void x86_attn_run_task(void *arg, int64_t task_index, int32_t thread)
+static void cpu_attn_run_task(void *arg, int64_t task_index, int32_t thread)
 {
-    const x86_attn_job *job = arg;
+    const cpu_attn_job *job = arg;
     const moak_attention_args *args = job->args;
-    const x86_attn_kernels *kern = job->kernels;
+    const cpu_attn_kernels *kern = job->kernels;
     const moak_kv_view *kv = args->kv;
     const moak_kv_layout *lay = kv->layout;
-    const x86_attn_task *task = &job->tasks[task_index];
-    const x86_attn_tile *tile = &job->tiles[task->tile];
-    const int32_t keys = X86_ATTN_KEYS_PER_TILE;
+    const cpu_attn_task *task = &job->tasks[task_index];
+    const cpu_attn_tile *tile = &job->tiles[task->tile];
+    const int32_t keys = CPU_ATTN_KEYS_PER_TILE;
     const int32_t group = job->group;
     const int32_t rows = tile->n_queries * group;
-    const int32_t rows_pad = x86_attn_round_up(rows, 16);
+    const int32_t rows_pad = cpu_attn_round_up(rows, 16);
     const int32_t dk = args->head_dim_k, dv = args->head_dim_v;
     const int32_t dk_pad = job->dk_pad, dv_pad = job->dv_pad;
     const int32_t seq = args->seq_ids[tile->seq_index];
     const int64_t len = kv->seq_lens[seq];
     const int32_t q_len = args->q_lens[tile->seq_index];
     const int64_t first_token = args->q_offsets[tile->seq_index] + tile->first_query;
-    const bool fused = kern->fused_block && rows <= kern->fused_max_rows && dk % 16 == 0 &&
-                       dv % 16 == 0;
+    const bool fused = kern->fused_block && rows <= kern->fused_max_rows && dk % kern->lanes == 0 &&
+                       dv % kern->lanes == 0;
     const bool gemm = !fused && rows >= kern->gemm_min_rows;
-    const float q_scale = (float)((double)args->scale * X86_ATTN_LOG2E);
-    const float softcap2 = (float)((double)args->softcap * X86_ATTN_LOG2E);
+    const float q_scale = job->q_scale;
 
-    x86_attn_scratch sc;
-    x86_attn_scratch_bytes(job, &sc, job->st->scratch[thread]);
+    cpu_attn_scratch sc;
+    cpu_attn_scratch_bytes(job, &sc, job->host->scratch(job->host->owner, thread));
 
     /* the tile's queries, scaled, as rows (dot) or transposed (gemm); the
      * padding rows are zeros */
     const float **q_rows = (const float **)(void *)sc.o; /* O is cleared below */
     for (int32_t t = 0; t < tile->n_queries; t++) {
         const int64_t pos = len - q_len + tile->first_query + t;
-        x86_attn_visible(args, len, pos, &sc.token_lo[t], &sc.token_hi[t]);
+        cpu_attn_visible(args, len, pos, &sc.token_lo[t], &sc.token_hi[t]);
         for (int32_t h = 0; h < group; h++)
             q_rows[t * group + h] =
                 args->q + ((size_t)(first_token + t) * (size_t)args->n_heads +
@@ -579,13 +424,13 @@ static void x86_attn_run_task(void *arg, int64_t task_index, int32_t thread)
         chunk_end = tile->key_end;
 
     if (fused)
-        x86_attn_fused_range(job, tile, rows, &sc, chunk_begin, chunk_end);
+        cpu_attn_fused_range(job, tile, rows, &sc, chunk_begin, chunk_end);
     for (int64_t k0 = chunk_begin; k0 < chunk_end && !fused; k0 += keys) {
         const int32_t n = chunk_end - k0 < keys ? (int32_t)(chunk_end - k0) : keys;
-        x86_attn_tile_rows(kv, seq, tile->kv_head, k0, chunk_end, sc.k_rows, sc.v_rows);
+        cpu_attn_tile_rows(kv, seq, tile->kv_head, k0, chunk_end, sc.k_rows, sc.v_rows);
         for (int32_t t = 0; t < tile->n_queries; t++) {
-            const int32_t lo = x86_attn_clamp_key(sc.token_lo[t] - k0, n);
-            const int32_t hi = x86_attn_clamp_key(sc.token_hi[t] - k0, n);
+            const int32_t lo = cpu_attn_clamp_key(sc.token_lo[t] - k0, n);
+            const int32_t hi = cpu_attn_clamp_key(sc.token_hi[t] - k0, n);
             for (int32_t h = 0; h < group; h++) {
                 sc.lo[t * group + h] = lo;
                 sc.hi[t * group + h] = hi;
@@ -597,7 +442,7 @@ static void x86_attn_run_task(void *arg, int64_t task_index, int32_t thread)
         else
             kern->qk_dot(sc.q, rows, rows_pad, dk_pad, sc.k, n, sc.s);
         kern->load_rows(lay->format, sc.v_rows, n, dv, dv_pad, sc.v);
-        kern->softmax(sc.s, rows_pad, n, sc.lo, sc.hi, softcap2, sc.m, sc.l, sc.corr);
+        kern->softmax(sc.s, rows_pad, n, sc.lo, sc.hi, &job->logits, sc.m, sc.l, sc.corr);
         kern->pv(sc.s, rows, rows_pad, n, sc.v, dv_pad, sc.corr, sc.o);
     }
 
@@ -606,8 +451,8 @@ static void x86_attn_run_task(void *arg, int64_t task_index, int32_t thread)
             const int32_t t = r / group, h = tile->kv_head * group + r % group;
             float *out = args->out +
                          ((size_t)(first_token + t) * (size_t)args->n_heads + (size_t)h) * (size_t)dv;
-            const double sink2 = args->sinks ? (double)args->sinks[h] * X86_ATTN_LOG2E : 0.0;
-            x86_attn_finish_row(sc.o + (size_t)r * (size_t)dv_pad, dv, sc.m[r], sc.l[r],
+            const double sink2 = args->sinks ? (double)args->sinks[h] * CPU_ATTN_LOG2E : 0.0;
+            cpu_attn_finish_row(sc.o + (size_t)r * (size_t)dv_pad, dv, (double)sc.m[r] * job->m_unit, sc.l[r],
                                 args->sinks ? &sink2 : NULL, out);
         }
         return;
@@ -625,17 +470,17 @@ static void x86_attn_run_task(void *arg, int64_t task_index, int32_t thread)
      * every other chunk's slot); which thread that is does not change the
      * arithmetic, the chunks are always merged in order */
     if (__atomic_add_fetch(&job->chunks_done[task->tile], 1, __ATOMIC_ACQ_REL) == tile->n_chunks)
-        x86_attn_merge_tile(job, tile);
+        cpu_attn_merge_tile(job, tile);
 }
 
 /* ---- the plan ------------------------------------------------------------------------ */
 
-/* Calls so far (of this ISA file's kernels): the call ids. */
-static uint64_t x86_attn_calls;
+/* Calls so far: the call ids. */
+static uint64_t cpu_attn_calls;
 
-static int x86_attn_task_order(const void *a, const void *b)
+static int cpu_attn_task_order(const void *a, const void *b)
 {
-    const x86_attn_task *x = a, *y = b;
+    const cpu_attn_task *x = a, *y = b;
     if (x->work != y->work)
         return x->work > y->work ? -1 : 1;
     if (x->tile != y->tile)
@@ -643,28 +488,64 @@ static int x86_attn_task_order(const void *a, const void *b)
     return x->chunk < y->chunk ? -1 : (x->chunk > y->chunk);
 }
 
-static moak_status x86_attention_run(moak_x86_state *st, const moak_attention_args *args,
-                                     const x86_attn_kernels *kernels)
+/* The factor f as q (or cap) x unit, unit a power of two (1 unless |f| is
+ * beyond CPU_ATTN_FOLD_LIMIT) at most 2^127, so both are finite f32. */
+static double cpu_attn_unit(double f)
 {
-    const char *name = st->level == MOAK_X86_AVX512 ? "avx512" : "avx2";
+    if (!(fabs(f) > CPU_ATTN_FOLD_LIMIT))
+        return 1.0;
+    int e = ilogb(f);
+    return ldexp(1.0, e > 127 ? 127 : e);
+}
+
+/* The scale and the soft-cap as the kernels apply them (cpu_attn_logits). */
+static void cpu_attn_plan_logits(const moak_attention_args *args, cpu_attn_job *job)
+{
+    const double scale2 = (double)args->scale * CPU_ATTN_LOG2E;
+    const double q_unit = cpu_attn_unit(scale2);
+    job->q_scale = (float)(scale2 / q_unit);
+    cpu_attn_logits *lg = &job->logits;
+    if (args->softcap == 0.0f) {
+        lg->cap_in = lg->cap_out = lg->small_mul = 0.0f;
+        lg->exp_mul = (float)q_unit;
+        job->m_unit = q_unit;
+        return;
+    }
+    const double cap2 = (double)args->softcap * CPU_ATTN_LOG2E;
+    const double cap_unit = cpu_attn_unit(cap2);
+    const double cap_in = q_unit / cap2;
+    /* a tiny cap makes cap_in huge: any t past ~9 is tanh 1 in f32 */
+    lg->cap_in = (float)(cap_in < 0x1p100 ? cap_in : 0x1p100);
+    lg->cap_out = (float)(cap2 / cap_unit);
+    lg->small_mul = (float)(q_unit / cap_unit);
+    lg->exp_mul = (float)cap_unit;
+    job->m_unit = cap_unit;
+}
+
+moak_status cpu_attention_run(const cpu_attn_host *host, const moak_attention_args *args,
+                              const cpu_attn_kernels *kernels)
+{
+    const char *name = kernels->isa;
+    const moak_backend_env *env = host->env;
     const moak_kv_view *kv = args->kv;
     if (!kv->host_layout)
-        return st->env.error(st->env.log_ctx, MOAK_ERR_UNSUPPORTED,
+        return env->error(env->log_ctx, MOAK_ERR_UNSUPPORTED,
                              "%s: attention needs a KV cache in the standard host layout", name);
     if (args->q_offsets[args->n_seqs] == 0)
         return MOAK_OK;
 
-    x86_attn_job job;
+    cpu_attn_job job;
     memset(&job, 0, sizeof(job));
     job.args = args;
     job.kernels = kernels;
-    job.st = st;
+    job.host = host;
     job.group = args->n_heads / args->n_kv_heads;
-    job.dk_pad = x86_attn_round_up(args->head_dim_k, kernels->pad_floats);
-    job.dv_pad = x86_attn_round_up(args->head_dim_v, kernels->pad_floats);
-    const int32_t n_threads = st->env.n_threads > 0 ? st->env.n_threads : 1;
+    job.dk_pad = cpu_attn_round_up(args->head_dim_k, kernels->lanes);
+    job.dv_pad = cpu_attn_round_up(args->head_dim_v, kernels->lanes);
+    cpu_attn_plan_logits(args, &job);
+    const int32_t n_threads = host->n_threads > 0 ? host->n_threads : 1;
     const int32_t queries_per_tile =
-        job.group >= X86_ATTN_TARGET_ROWS ? 1 : X86_ATTN_TARGET_ROWS / job.group;
+        job.group >= CPU_ATTN_TARGET_ROWS ? 1 : CPU_ATTN_TARGET_ROWS / job.group;
 
     /* The plan lives in op buffer 0 (kept between calls): tiles, the chunk
      * counters and the tasks.  A tile splits into at most
@@ -674,17 +555,17 @@ static moak_status x86_attention_run(moak_x86_state *st, const moak_attention_ar
     for (int32_t i = 0; i < args->n_seqs; i++)
         n_tiles += (int64_t)((args->q_lens[i] + queries_per_tile - 1) / queries_per_tile) *
                    args->n_kv_heads;
-    const int64_t max_tasks = n_tiles + (int64_t)n_threads * X86_ATTN_TASKS_PER_THREAD + 1;
-    const size_t tiles_bytes = x86_attn_align_floats((size_t)n_tiles * sizeof(x86_attn_tile));
-    const size_t counters_bytes = x86_attn_align_floats((size_t)n_tiles * sizeof(int32_t));
-    unsigned char *plan = moak_x86_op_buffer(
-        st, 0, tiles_bytes + counters_bytes + (size_t)max_tasks * sizeof(x86_attn_task));
+    const int64_t max_tasks = n_tiles + (int64_t)n_threads * CPU_ATTN_TASKS_PER_THREAD + 1;
+    const size_t tiles_bytes = cpu_attn_align_floats((size_t)n_tiles * sizeof(cpu_attn_tile));
+    const size_t counters_bytes = cpu_attn_align_floats((size_t)n_tiles * sizeof(int32_t));
+    unsigned char *plan = host->op_buffer(
+        host->owner, 0, tiles_bytes + counters_bytes + (size_t)max_tasks * sizeof(cpu_attn_task));
     if (!plan)
-        return st->env.error(st->env.log_ctx, MOAK_ERR_OUT_OF_MEMORY,
+        return env->error(env->log_ctx, MOAK_ERR_OUT_OF_MEMORY,
                              "%s: out of memory for the attention plan", name);
-    job.tiles = (x86_attn_tile *)(void *)plan;
+    job.tiles = (cpu_attn_tile *)(void *)plan;
     job.chunks_done = (int32_t *)(void *)(plan + tiles_bytes);
-    job.tasks = (x86_attn_task *)(void *)(plan + tiles_bytes + counters_bytes);
+    job.tasks = (cpu_attn_task *)(void *)(plan + tiles_bytes + counters_bytes);
     memset(job.chunks_done, 0, (size_t)n_tiles * sizeof(int32_t));
 
     /* 1. tiles: (sequence, KV head, run of queries_per_tile query tokens) */
@@ -697,7 +578,7 @@ static moak_status x86_attention_run(moak_x86_state *st, const moak_attention_ar
             int64_t kb = INT64_MAX, ke = 0;
             for (int32_t t = 0; t < nq; t++) {
                 int64_t lo, hi;
-                x86_attn_visible(args, len, len - args->q_lens[i] + r0 + t, &lo, &hi);
+                cpu_attn_visible(args, len, len - args->q_lens[i] + r0 + t, &lo, &hi);
                 if (lo < hi) {
                     kb = lo < kb ? lo : kb;
                     ke = hi > ke ? hi : ke;
@@ -706,7 +587,7 @@ static moak_status x86_attention_run(moak_x86_state *st, const moak_attention_ar
             if (kb > ke)
                 kb = ke = 0;
             for (int32_t g = 0; g < args->n_kv_heads; g++) {
-                x86_attn_tile *tile = &job.tiles[job.n_tiles++];
+                cpu_attn_tile *tile = &job.tiles[job.n_tiles++];
                 tile->seq_index = i;
                 tile->kv_head = g;
                 tile->first_query = r0;
@@ -724,29 +605,29 @@ static moak_status x86_attention_run(moak_x86_state *st, const moak_attention_ar
                 job.max_queries = nq;
         }
     }
-    job.max_rows_pad = x86_attn_round_up(job.max_rows, 16);
+    job.max_rows_pad = cpu_attn_round_up(job.max_rows, 16);
 
     /* 2. split tiles much longer than a fair share of the work into key
-     * chunks of at least X86_ATTN_MIN_CHUNK_KEYS (none with one thread) */
-    const double share = total_work / (double)(n_threads * X86_ATTN_TASKS_PER_THREAD);
+     * chunks of at least CPU_ATTN_MIN_CHUNK_KEYS (none with one thread) */
+    const double share = total_work / (double)(n_threads * CPU_ATTN_TASKS_PER_THREAD);
     size_t partial_floats = 0;
     for (int32_t ti = 0; ti < job.n_tiles; ti++) {
-        x86_attn_tile *tile = &job.tiles[ti];
+        cpu_attn_tile *tile = &job.tiles[ti];
         const int32_t rows = tile->n_queries * job.group;
         const int64_t range = tile->key_end - tile->key_begin;
-        if (n_threads == 1 || range < 2 * X86_ATTN_MIN_CHUNK_KEYS)
+        if (n_threads == 1 || range < 2 * CPU_ATTN_MIN_CHUNK_KEYS)
             continue;
-        const double tile_share = rows > 16 ? share * (double)X86_ATTN_TASKS_PER_THREAD /
-                                                  (double)X86_ATTN_WIDE_CHUNKS_PER_THREAD
+        const double tile_share = rows > 16 ? share * (double)CPU_ATTN_TASKS_PER_THREAD /
+                                                  (double)CPU_ATTN_WIDE_CHUNKS_PER_THREAD
                                             : share;
         int64_t chunks = (int64_t)ceil((double)rows * (double)range / tile_share);
-        if (chunks > range / X86_ATTN_MIN_CHUNK_KEYS)
-            chunks = range / X86_ATTN_MIN_CHUNK_KEYS;
+        if (chunks > range / CPU_ATTN_MIN_CHUNK_KEYS)
+            chunks = range / CPU_ATTN_MIN_CHUNK_KEYS;
         if (chunks < 2)
             continue;
         int64_t chunk_keys = (range + chunks - 1) / chunks;
-        chunk_keys = (chunk_keys + X86_ATTN_KEYS_PER_TILE - 1) / X86_ATTN_KEYS_PER_TILE *
-                     X86_ATTN_KEYS_PER_TILE;
+        chunk_keys = (chunk_keys + CPU_ATTN_KEYS_PER_TILE - 1) / CPU_ATTN_KEYS_PER_TILE *
+                     CPU_ATTN_KEYS_PER_TILE;
         const int32_t n_chunks = (int32_t)((range + chunk_keys - 1) / chunk_keys);
         if (n_chunks < 2)
             continue;
@@ -758,41 +639,40 @@ static moak_status x86_attention_run(moak_x86_state *st, const moak_attention_ar
 
     /* 3. tasks, biggest first (dynamic hand-out then balances the tail) */
     for (int32_t ti = 0; ti < job.n_tiles; ti++) {
-        const x86_attn_tile *tile = &job.tiles[ti];
+        const cpu_attn_tile *tile = &job.tiles[ti];
         for (int32_t c = 0; c < tile->n_chunks; c++) {
             int64_t keys = tile->key_end - tile->key_begin - (int64_t)c * tile->chunk_keys;
             if (keys > tile->chunk_keys)
                 keys = tile->chunk_keys;
-            x86_attn_task *task = &job.tasks[job.n_tasks++];
+            cpu_attn_task *task = &job.tasks[job.n_tasks++];
             task->tile = ti;
             task->chunk = c;
             task->work = (int64_t)tile->n_queries * job.group * (keys + 1);
         }
     }
-    qsort(job.tasks, (size_t)job.n_tasks, sizeof(*job.tasks), x86_attn_task_order);
+    qsort(job.tasks, (size_t)job.n_tasks, sizeof(*job.tasks), cpu_attn_task_order);
 
     /* 4. the split tiles' partial results (op buffer 1) and every thread's
      * scratch: all memory is in hand before the first output is written */
     if (partial_floats > 0) {
-        job.partials = moak_x86_op_buffer(st, 1, partial_floats * sizeof(float));
+        job.partials = host->op_buffer(host->owner, 1, partial_floats * sizeof(float));
         if (!job.partials)
-            return st->env.error(st->env.log_ctx, MOAK_ERR_OUT_OF_MEMORY,
+            return env->error(env->log_ctx, MOAK_ERR_OUT_OF_MEMORY,
                                  "%s: out of memory for attention partial results", name);
     }
-    moak_status status = x86_attn_reserve_scratch(st, x86_attn_scratch_bytes(&job, NULL, NULL));
+    moak_status status = host->reserve_scratch(host->owner, cpu_attn_scratch_bytes(&job, NULL, NULL));
     if (status != MOAK_OK)
         return status;
     /* no thread holds a prepared q of this call yet (a grown scratch may
      * hold anything) */
-    job.call_id = __atomic_add_fetch(&x86_attn_calls, 1u, __ATOMIC_RELAXED);
+    job.call_id = __atomic_add_fetch(&cpu_attn_calls, 1u, __ATOMIC_RELAXED);
     for (int32_t t = 0; t < n_threads; t++) {
-        x86_attn_scratch sc;
-        x86_attn_scratch_bytes(&job, &sc, st->scratch[t]);
+        cpu_attn_scratch sc;
+        cpu_attn_scratch_bytes(&job, &sc, host->scratch(host->owner, t));
         sc.prepared[0] = 0;
     }
 
-    st->env.parallel_for(st->env.pool, job.n_tasks, x86_attn_run_task, &job);
+    env->parallel_for(env->pool, job.n_tasks, cpu_attn_run_task, &job);
     return MOAK_OK;
 }
 
-#endif /* MOAK_X86_ATTENTION_COMMON_H */
