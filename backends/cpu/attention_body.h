@@ -14,6 +14,11 @@
  *                          for two chunks (wants the registers for it)
  * The driver (cpu_attention.c) plans tiles and calls these through the
  * table; cpu_attention.h states each kernel's contract.
+ * A new ISA: its vocabulary header (the simd_f_* functions the attention
+ * part of x86/x86_simd_avx2.h lists), an instantiation file like
+ * x86/attention_avx2.c, the table's name in cpu_attention.h, the backend's
+ * entry calling cpu_attention_run (x86/x86_attention.c), and one #ifdef
+ * block in tests/ukernel/test_ukernel_attention.c.
  *
  * What the kernels compute:
  *   - K/V tile conversion to f32 (F32 copy, F16 and BF16 widening, Q8_0
