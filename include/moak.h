@@ -145,11 +145,70 @@ MOAK_API const char *moak_status_str(moak_status status);
  * Q8_0 and Q4_0 are byte-identical to GGUF's block_q8_0 / block_q4_0 and are
  * quantized exactly as ggml's reference quantizer does (Q8_0: d = amax/127,
  * q = round(x * (1/d)); Q4_0: d = (the element of largest magnitude, with its sign)/-8,
- * q = min(15, (int)(x/d + 8.5))).  I8_ROW is symmetric per row (scale = amax/127).
+ * q = min(15, (int)(x/d + 8.5))).  I8_ROW is symmetric per row: scale = amax/127
+ * in f32 (stored as is), q = round(x / scale) with halves away from zero (C's
+ * roundf), clamped to [-127, 127]; an all-zero row gets scale 0 and q = 0.
  * I4_G* is asymmetric per group (GPTQ/AWQ style): min = min(x), scale =
- * (max(x) - min)/15, both rounded to f16 first, q = clamp(round((x-min)/scale), 0, 15).
+ * (max(x) - min)/15, both rounded to f16 (nearest even) first, q =
+ * clamp(round((x - min)/scale), 0, 15) with halves away from zero (roundf);
+ * a group whose f16 scale is 0 gets q = 0.  NaN inputs give q = 0.
  * When cols is not a multiple of the block, the last block of each row is
  * completed with zeros (they are quantized as zeros and never read back).
+ *
+ * Release formats: the weights as the leading MoE checkpoints ship them, byte
+ * for byte.  For these, cols must be a multiple of the block (no padding;
+ * moak_format_row_bytes gives 0 otherwise).  Four of them keep their scales in
+ * a separate tensor, as the checkpoint does ("split-scale" formats): a weight
+ * gets it through moak_weight_desc.scales, moak_format_scales_bytes gives its
+ * size per expert, and moak_quantize / moak_dequantize treat src/dst as one
+ * expert's data tensor immediately followed by its scales tensor.
+ *
+ * E4M3 is OCP FP8 E4M3 "fn" (torch.float8_e4m3fn): sign, 4 exponent bits (bias
+ * 7), 3 mantissa bits, subnormals m * 2^-9, max 448, 0x7f/0xff NaN, no Inf.
+ * E2M1 is OCP FP4: sign bit 3, magnitude code 0..7 = 0, 0.5, 1, 1.5, 2, 3, 4, 6.
+ * E8M0 is an unsigned power-of-two exponent byte, 2^(e - 127) (255 is not NaN here).
+ * UE4M3 is E4M3 without the sign bit (bits 6..0).
+ *
+ * FP8_E4M3_B128  128   128 bytes: int8 e4m3 q[128] (row-major [rows][cols], 1 byte each)
+ *                split scales: float32 [ceil(rows/128)][cols/128] per expert (DeepSeek's
+ *                weight_scale_inv), x[r][c] = e4m3(q[r][c]) * scales[r/128][c/128].
+ *                Quantizer: scale = amax of the 128x128 block / 448 (f32; an all-zero
+ *                block gets 1), q = e4m3(x / scale) rounded to nearest, ties to even
+ *                (|x/scale| <= 448 by construction; NaN stays NaN).
+ * MXFP4          32    17  { uint8 e; uint8 qs[16]; } GGUF's block_mxfp4: element j is the
+ *                          low nibble of qs[j], j+16 the high nibble; a nibble is an E2M1
+ *                          code, x = e2m1(nib) * 2^(e - 127) (8 = +0.0 here, as ggml reads
+ *                          it).  Quantizer = ggml's quantize_row_mxfp4_ref: e =
+ *                          floor(log2(amax)) - 2 + 127 (0 for an all-zero block, and
+ *                          clamped to 0 where ggml's cast would be undefined, amax < 2^-125),
+ *                          each element the nearest table value, ties to the smaller magnitude.
+ * MXFP4_ST       32    16  uint8 blocks [rows][cols/32][16] as gpt-oss's safetensors
+ *                          (*_blocks): element 2k is the low nibble of byte k, 2k+1 the high.
+ *                split scales: uint8 E8M0 [rows][cols/32] per expert (*_scales),
+ *                x = e2m1(nib) * 2^(scale - 127), nibble 8 = -0.0.  Same numbers as MXFP4
+ *                (the quantizer is MXFP4's, re-laid out), two byte layouts.
+ * I4_G32_CT      32    16  compressed-tensors "pack-quantized" INT4, symmetric, group 32
+ *                          (Kimi K2.x weight_packed): int32 words [rows][cols/8], element
+ *                          8w+i at bits 4i of word w, i.e. element 2k in the low nibble of
+ *                          byte k; the nibble stores q + 8.
+ *                split scales: bf16 [rows][cols/32] per expert (weight_scale),
+ *                x = (nib - 8) * scale, computed exactly in f32 (compressed-tensors itself
+ *                multiplies in bf16, which rounds; moak does not).  Quantizer as
+ *                compressed-tensors: scale = amax/7.5 rounded to bf16 (nearest even; 0
+ *                becomes 2^-7), q = clamp(round-half-even(x / scale), -8, 7).
+ * NVFP4          64    36  GGUF's block_nvfp4: { uint8 d[4]; uint8 qs[32]; }; sub-block s
+ *                          (elements 16s..16s+15) has the UE4M3 scale d[s] and bytes
+ *                          qs[8s..8s+7]: element 16s+j is the low nibble of qs[8s+j], 16s+j+8
+ *                          the high nibble; a nibble is an E2M1 code (8 = +0.0, as GGUF reads
+ *                          it).  d reads as GGUF reads
+ *                          it: bit 7 ignored, except that 0x7f reads as 0.
+ *                split scales: one float32 per expert, the per-tensor scale of NVIDIA's
+ *                checkpoints (weight_scale_2, which GGUF does not keep in the block):
+ *                x = e2m1(nib) * ue4m3(d[s]) * scales[expert].  Quantizer: tensor scale =
+ *                amax / (6 * 448) (1 for an all-zero tensor); d[s] = UE4M3 of
+ *                (sub-block amax / 6) / tensor scale, rounded as ggml_fp32_to_ue4m3 (round
+ *                half up on the mantissa, saturating at 448); each element the nearest
+ *                table value of x / (ue4m3(d) * tensor scale), ties to the smaller magnitude.
  *
  * KV caches use F32, F16, BF16 or Q8_0 (Q8_0 needs head dims that are
  * multiples of 32), with each head vector of each token stored as one row.
@@ -163,6 +222,11 @@ typedef enum moak_format {
     MOAK_FORMAT_I8_ROW = 5,
     MOAK_FORMAT_I4_G32 = 6,
     MOAK_FORMAT_I4_G128 = 7,
+    MOAK_FORMAT_FP8_E4M3_B128 = 8,
+    MOAK_FORMAT_MXFP4 = 9,
+    MOAK_FORMAT_MXFP4_ST = 10,
+    MOAK_FORMAT_I4_G32_CT = 11,
+    MOAK_FORMAT_NVFP4 = 12,
     MOAK_FORMAT_COUNT
 } moak_format;
 
@@ -172,19 +236,28 @@ MOAK_API const char *moak_format_name(moak_format format);
 /* Parses a name from moak_format_name (case-insensitive); MOAK_ERR_INVALID_ARGUMENT if unknown. */
 MOAK_API moak_status moak_format_from_name(const char *name, moak_format *format);
 /* Elements per block (1 for F32/F16/BF16; 0 for I8_ROW, whose block is the
- * whole row, and 0 for an unknown format). */
+ * whole row, and 0 for an unknown format).  For the release formats, what
+ * cols must be a multiple of: FP8_E4M3_B128 128, MXFP4/MXFP4_ST/I4_G32_CT 32,
+ * NVFP4 64. */
 MOAK_API int64_t moak_format_block_elems(moak_format format);
 /* Bytes of one row of `cols` elements, including the padding of the last
  * block; 0 if format is unknown, cols < 1, or the count overflows. */
 MOAK_API size_t moak_format_row_bytes(moak_format format, int64_t cols);
+/* Bytes of one expert's separate scales tensor (see the release formats
+ * above) for a rows x cols weight; 0 for formats whose blocks carry their
+ * scales, for an unknown format, rows < 1, cols not a multiple of the block,
+ * or overflow. */
+MOAK_API size_t moak_format_scales_bytes(moak_format format, int64_t rows, int64_t cols);
 
 /* Quantize rows x cols float32 values into dst (dst_size must be at least
- * rows * moak_format_row_bytes(format, cols)).  Context-free: on error the
- * message is read with moak_last_error(NULL) (thread-local). */
+ * rows * moak_format_row_bytes(format, cols), plus moak_format_scales_bytes
+ * for a split-scale format, whose scales follow the data in dst).
+ * Context-free: on error the message is read with moak_last_error(NULL)
+ * (thread-local). */
 MOAK_API moak_status moak_quantize(moak_format format, const float *src,
                                    int64_t rows, int64_t cols,
                                    void *dst, size_t dst_size);
-/* The inverse: src_size must be at least rows * row_bytes. */
+/* The inverse: src_size must be at least rows * row_bytes (+ the scales). */
 MOAK_API moak_status moak_dequantize(moak_format format, const void *src,
                                      size_t src_size, int64_t rows,
                                      int64_t cols, float *dst);
@@ -359,6 +432,12 @@ typedef struct moak_weight_desc {
     const void *data;            /* n_experts*rows*row_bytes(format, cols) bytes */
     size_t data_size;            /* size of data, checked */
     const float *bias;           /* optional [n_experts][rows], added to the output */
+    /* Split-scale formats (FP8_E4M3_B128, MXFP4_ST, I4_G32_CT, NVFP4): their
+     * scales tensor, n_experts * moak_format_scales_bytes(format, rows, cols)
+     * bytes, experts stacked like data; required for them, and must be NULL
+     * for every other format. */
+    const void *scales;
+    size_t scales_size;          /* size of scales, checked */
 } moak_weight_desc;
 
 #define MOAK_WEIGHT_DESC_INIT MOAK_STRUCT_INIT(moak_weight_desc)
@@ -386,6 +465,14 @@ MOAK_API const char *moak_weight_backend(const moak_weight *weight);
 #define MOAK_BOUND_MATMUL_F16   5e-3
 #define MOAK_BOUND_MATMUL_BF16  2e-2
 #define MOAK_BOUND_MATMUL_INT   5e-2
+/* Release formats: FP8 5e-2 (a backend may round activations to bf16 and
+ * accumulate in f32), MXFP4, MXFP4_ST, I4_G32_CT, NVFP4 5e-2 (a backend may
+ * quantize activations to int8 per block, as for the integer formats). */
+#define MOAK_BOUND_MATMUL_FP8_E4M3_B128 5e-2
+#define MOAK_BOUND_MATMUL_MXFP4         5e-2
+#define MOAK_BOUND_MATMUL_MXFP4_ST      5e-2
+#define MOAK_BOUND_MATMUL_I4_G32_CT     5e-2
+#define MOAK_BOUND_MATMUL_NVFP4         5e-2
 MOAK_API moak_status moak_matmul(moak_context *ctx, const moak_weight *w,
                                  const float *x, int64_t m, float *y);
 
@@ -446,17 +533,31 @@ typedef enum moak_activation {
     MOAK_ACT_SWIGLU_OAI = 2
 } moak_activation;
 
+/* How w_gate holds the up projection too (moak_moe_desc.gate_up). */
+typedef enum moak_gate_up_layout {
+    MOAK_GATE_UP_SEPARATE = 0,     /* w_gate and w_up are two weights */
+    /* w_gate alone, 2*inter rows per expert: gate rows 0..inter-1, then up rows
+     * (vLLM / SGLang w13) */
+    MOAK_GATE_UP_CONCAT = 1,
+    /* w_gate alone, 2*inter rows per expert: gate row i at 2i, up row i at
+     * 2i+1 (gpt-oss gate_up_proj) */
+    MOAK_GATE_UP_INTERLEAVED = 2
+} moak_gate_up_layout;
+
 typedef struct moak_moe_desc {
     size_t struct_size;
     moak_activation activation;
     float swiglu_alpha;          /* 0 means 1.702 */
     float swiglu_limit;          /* 0 means 7.0 */
+    /* MOAK_GATE_UP_SEPARATE (default) or a fused layout, with w_up NULL. */
+    moak_gate_up_layout gate_up;
 } moak_moe_desc;
 
 #define MOAK_MOE_DESC_INIT MOAK_STRUCT_INIT(moak_moe_desc)
 
 /* y[t] = sum_k weights[t][k] * down_e(act(gate_e(x[t]), up_e(x[t]))), e = ids[t][k].
  * w_gate, w_up: E experts x inter rows x hidden cols; w_down: E x hidden x inter;
+ * with desc->gate_up fused, w_gate is E x 2*inter x hidden (layout above), w_up NULL;
  * same format, same E, same backend.  x: [n_tokens][hidden]; y: [n_tokens][hidden].
  * Experts that no token chose are not read.
  * Bound (per token, as matmul): F32 2e-4, F16 1e-2, BF16 4e-2, integer formats 1.5e-1
@@ -466,6 +567,13 @@ typedef struct moak_moe_desc {
 #define MOAK_BOUND_MOE_F16   1e-2
 #define MOAK_BOUND_MOE_BF16  4e-2
 #define MOAK_BOUND_MOE_INT   1.5e-1
+/* Release formats: as the integer formats (two chained matmuls with activations
+ * that may be quantized, the second on the heavy-tailed GLU output). */
+#define MOAK_BOUND_MOE_FP8_E4M3_B128 1.5e-1
+#define MOAK_BOUND_MOE_MXFP4         1.5e-1
+#define MOAK_BOUND_MOE_MXFP4_ST      1.5e-1
+#define MOAK_BOUND_MOE_I4_G32_CT     1.5e-1
+#define MOAK_BOUND_MOE_NVFP4         1.5e-1
 MOAK_API moak_status moak_moe_ffn(moak_context *ctx, const moak_moe_desc *desc,
                                   const moak_weight *w_gate,
                                   const moak_weight *w_up,

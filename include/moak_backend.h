@@ -50,6 +50,7 @@ typedef enum moak_op {
 #define MOAK_FEATURE_ROUTE_GROUPS (1u << 6)
 #define MOAK_FEATURE_ROUTE_BIAS  (1u << 7)
 #define MOAK_FEATURE_SPARSE      (1u << 8)  /* attention over per-query position lists */
+#define MOAK_FEATURE_GATE_UP_FUSED (1u << 9) /* moe: one weight holds gate and up (moak_moe_args.gate_up) */
 
 /* The question put to supports(): one op instance, described by value.
  * Fields that do not apply to the op are 0. */
@@ -177,6 +178,11 @@ typedef struct moak_moe_args {
     int32_t n_active_experts;    /* experts with at least one pair */
     const int32_t *active_experts; /* [n_active_experts], ascending */
     float *y;                    /* [n_tokens][hidden] */
+    /* MOAK_GATE_UP_SEPARATE, or a fused layout (moak.h): then gate == up is
+     * one weight of 2*inter rows per expert (bias too), gate row i at row
+     * i (CONCAT) or 2i (INTERLEAVED), up row i at inter + i or 2i + 1.
+     * Only backends that accept MOAK_FEATURE_GATE_UP_FUSED see a fused one. */
+    moak_gate_up_layout gate_up;
 } moak_moe_args;
 
 typedef struct moak_route_args {
@@ -309,8 +315,9 @@ typedef struct moak_backend_ops {
      * into why ("Q4_0 weights need MOAK_CONTEXT_ALLOW_WEIGHT_EXPANSION"). */
     bool (*supports)(void *state, const moak_op_shape *shape, char *why, size_t why_len);
 
-    /* Weights: re-lay out desc->data (n_experts*rows*row_bytes) into the
-     * backend's own form.  The source bytes stay valid only during the call. */
+    /* Weights: re-lay out desc->data (n_experts*rows*local_row_bytes: see
+     * moak_format_local_row_bytes) into the backend's own form.  The source
+     * bytes stay valid only during the call. */
     moak_status (*weight_pack)(void *state, const moak_weight_desc *desc, void **packed);
     void (*weight_free)(void *state, void *packed);
 
@@ -361,13 +368,23 @@ float moak_f16_to_f32(uint16_t h);
 uint16_t moak_f32_to_f16(float f);    /* round to nearest even */
 float moak_bf16_to_f32(uint16_t h);
 uint16_t moak_f32_to_bf16(float f);   /* round to nearest even; NaN stays NaN */
+float moak_ue4m3_to_f32(uint8_t code); /* NVFP4's unsigned E4M3 scale, as GGUF reads it (0x7f -> 0) */
 /* A buffer that kernels stream (packed weights, KV pages), on 2 MB huge
  * pages where the OS gives them: 64-byte aligned (2 MB from 2 MB up), not
  * zeroed; release with free(). */
 void *moak_alloc_streamed(size_t bytes);
-/* Dequantize one row of `cols` elements of `format` into dst[cols]. */
+/* The release formats with split scales (FP8_E4M3_B128, MXFP4_ST, I4_G32_CT,
+ * NVFP4) reach weight_pack in the row-local form: desc->scales is NULL and
+ * every row of desc->data is its moak_format_row_bytes(format, cols) bytes
+ * followed by the scales that row uses: FP8 cols/128 f32 (its 128-row
+ * block's), MXFP4_ST cols/32 E8M0 bytes, I4_G32_CT cols/32 bf16, NVFP4 the
+ * expert's f32 tensor scale.  This is each row's length in that form (equal
+ * to moak_format_row_bytes for every other format; 0 where that is 0). */
+size_t moak_format_local_row_bytes(moak_format format, int64_t cols);
+/* Dequantize one row of `cols` elements of `format` (row-local form) into dst[cols]. */
 void moak_dequantize_row(moak_format format, const void *row, int64_t cols, float *dst);
-/* Quantize one row of `cols` floats into row_bytes(format, cols) bytes. */
+/* Quantize one row of `cols` floats into row_bytes(format, cols) bytes (not
+ * for the split-scale formats, whose scales span whole tensors). */
 void moak_quantize_row(moak_format format, const float *src, int64_t cols, void *dst);
 /* The stored quant of element k of one row of an integer format (moak.h's
  * layouts), for packers that re-lay weights out: Q8_0 and I8_ROW the signed

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "formats_release.h"
 #include "internal.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -57,6 +58,12 @@ static const format_desc formats[MOAK_FORMAT_COUNT] = {
     [MOAK_FORMAT_I8_ROW] = {"i8_row", 0, 1},
     [MOAK_FORMAT_I4_G32] = {"i4_g32", 32, I4_HEADER_BYTES + 32 / 2},
     [MOAK_FORMAT_I4_G128] = {"i4_g128", 128, I4_HEADER_BYTES + 128 / 2},
+    /* the release formats (formats_release.h): cols a multiple of the block */
+    [MOAK_FORMAT_FP8_E4M3_B128] = {"fp8_e4m3_b128", 128, 128},
+    [MOAK_FORMAT_MXFP4] = {"mxfp4", 32, 17},
+    [MOAK_FORMAT_MXFP4_ST] = {"mxfp4_st", 32, 16},
+    [MOAK_FORMAT_I4_G32_CT] = {"i4_g32_ct", 32, 16},
+    [MOAK_FORMAT_NVFP4] = {"nvfp4", 64, 36},
 };
 
 static bool format_known(moak_format format)
@@ -81,7 +88,8 @@ MOAK_API moak_status moak_format_from_name(const char *name, moak_format *format
     }
     return moak_error(NULL, MOAK_ERR_INVALID_ARGUMENT,
                       "name: unknown format '%.40s' (expected f32, f16, bf16, q8_0, "
-                      "q4_0, i8_row, i4_g32 or i4_g128)",
+                      "q4_0, i8_row, i4_g32, i4_g128, fp8_e4m3_b128, mxfp4, mxfp4_st, "
+                      "i4_g32_ct or nvfp4)",
                       name);
 }
 
@@ -99,6 +107,8 @@ static bool row_bytes_checked(moak_format format, int64_t cols, size_t *bytes)
     const format_desc *fd = &formats[format];
     if (fd->block_elems == 0)
         return moak_add_size(I8_ROW_HEADER_BYTES, (size_t)cols, bytes);
+    if (moak_format_is_release(format) && cols % fd->block_elems != 0)
+        return false; /* no padding in the release formats */
     /* ceil(cols / block) without forming cols + block - 1, which can overflow */
     const int64_t blocks = cols / fd->block_elems + (cols % fd->block_elems != 0);
     return moak_mul_size((size_t)blocks, fd->block_bytes, bytes);
@@ -108,6 +118,23 @@ MOAK_API size_t moak_format_row_bytes(moak_format format, int64_t cols)
 {
     size_t bytes;
     return row_bytes_checked(format, cols, &bytes) ? bytes : 0;
+}
+
+MOAK_API size_t moak_format_scales_bytes(moak_format format, int64_t rows, int64_t cols)
+{
+    size_t row_bytes, data_bytes;
+    /* rows * row_bytes bounds the scales (every format's scales are smaller
+     * than its data), so that product not overflowing keeps them in range */
+    if (!moak_format_has_split_scales(format) || rows < 1 || !row_bytes_checked(format, cols, &row_bytes) ||
+        (uint64_t)rows > SIZE_MAX || !moak_mul_size((size_t)rows, row_bytes, &data_bytes))
+        return 0;
+    return moak_release_scales_bytes(format, rows, cols);
+}
+
+size_t moak_format_local_row_bytes(moak_format format, int64_t cols)
+{
+    size_t bytes = moak_format_row_bytes(format, cols);
+    return bytes ? bytes + moak_release_row_scale_bytes(format, cols) : 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -442,8 +469,13 @@ void moak_quantize_row(moak_format format, const float *src, int64_t cols, void 
             quantize_group_i4(block_input(src, b, cols, group, pad), group, out);
         return;
     }
-    case MOAK_FORMAT_COUNT:
-        break;
+    case MOAK_FORMAT_MXFP4:
+        moak_mxfp4_quantize_row(src, cols, out);
+        return;
+    default:
+        /* the split-scale formats choose scales over whole tensors
+         * (moak_quantize); backends never quantize weights row by row */
+        return;
     }
 }
 
@@ -506,8 +538,10 @@ void moak_dequantize_row(moak_format format, const void *row, int64_t cols, floa
             dequantize_group_i4(in, cols - b < group ? (int)(cols - b) : (int)group, dst + b);
         return;
     }
-    case MOAK_FORMAT_COUNT:
-        break;
+    default:
+        /* release formats, in the row-local form: the row's scales follow it */
+        moak_release_dequantize_row(format, in, in + moak_format_row_bytes(format, cols), cols, dst);
+        return;
     }
 }
 
@@ -531,10 +565,17 @@ static moak_status check_tensor(moak_format format, int64_t rows, int64_t cols,
     if (cols < 1)
         return moak_error(NULL, MOAK_ERR_INVALID_ARGUMENT,
                           "cols: must be >= 1 (got %" PRId64 ")", cols);
+    if (moak_format_is_release(format) && cols % formats[format].block_elems != 0)
+        return moak_error(NULL, MOAK_ERR_INVALID_ARGUMENT,
+                          "cols: %" PRId64 " is not a multiple of %s's block of %" PRId64
+                          " (release formats are not padded)",
+                          cols, formats[format].name, formats[format].block_elems);
     const int64_t dims[2] = {rows, cols};
     if (!row_bytes_checked(format, cols, row_bytes) ||
         (uint64_t)rows > SIZE_MAX ||
         !moak_mul_size((size_t)rows, *row_bytes, encoded_bytes) ||
+        (rows > 0 && !moak_add_size(*encoded_bytes, moak_format_scales_bytes(format, rows, cols),
+                                    encoded_bytes)) ||
         !moak_count_bytes(sizeof(float), 2, dims, float_bytes))
         return moak_error(NULL, MOAK_ERR_SIZE_OVERFLOW,
                           "rows x cols: %" PRId64 " x %" PRId64
@@ -558,6 +599,11 @@ MOAK_API moak_status moak_quantize(moak_format format, const float *src, int64_t
                           " %s elements need %zu",
                           dst_size, rows, cols, formats[format].name, needed);
     uint8_t *out = dst;
+    if (moak_format_is_release(format)) {
+        /* the scales tensor follows the data */
+        moak_release_quantize(format, src, rows, cols, out, out + (size_t)rows * row_bytes);
+        return MOAK_OK;
+    }
     for (int64_t r = 0; r < rows; r++)
         moak_quantize_row(format, src + r * cols, cols, out + (size_t)r * row_bytes);
     return MOAK_OK;
@@ -578,6 +624,13 @@ MOAK_API moak_status moak_dequantize(moak_format format, const void *src, size_t
                           " %s elements need %zu",
                           src_size, rows, cols, formats[format].name, needed);
     const uint8_t *in = src;
+    if (moak_format_is_release(format)) {
+        const uint8_t *scales = in + (size_t)rows * row_bytes;
+        for (int64_t r = 0; r < rows; r++)
+            moak_release_dequantize_row(format, in + (size_t)r * row_bytes,
+                                        moak_release_row_scales(format, scales, cols, r), cols, dst + r * cols);
+        return MOAK_OK;
+    }
     for (int64_t r = 0; r < rows; r++)
         moak_dequantize_row(format, in + (size_t)r * row_bytes, cols, dst + r * cols);
     return MOAK_OK;

@@ -1,10 +1,44 @@
 /* moak_moe_ffn: validation, grouping of tokens by expert, dispatch. */
 #include "config.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
+
+/* The first version of moak_moe_desc ended before `gate_up`. */
+#define MOE_DESC_V1_SIZE offsetof(moak_moe_desc, gate_up)
+
+/* One weight holding gate and up (desc->gate_up fused): w_up NULL, w_gate
+ * 2*inter rows, w_down hidden x inter. */
+static moak_status check_fused_weights(moak_context *ctx, const moak_weight *g, const moak_weight *u,
+                                       const moak_weight *d)
+{
+    moak_status st;
+    if (u)
+        return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT,
+                          "w_up: must be NULL when desc->gate_up is fused (w_gate holds both)");
+    if ((st = moak_check_weight(ctx, g, "w_gate")) != MOAK_OK || (st = moak_check_weight(ctx, d, "w_down")) != MOAK_OK)
+        return st;
+    const moak_packed_weight *gv = &g->view, *dv = &d->view;
+    if (gv->rows % 2 != 0)
+        return moak_error(ctx, MOAK_ERR_SHAPE_MISMATCH,
+                          "w_gate: %lld rows, but a fused gate/up weight has 2 x inter (an even number)",
+                          (long long)gv->rows);
+    if (dv->format != gv->format || dv->n_experts != gv->n_experts)
+        return moak_error(ctx, MOAK_ERR_SHAPE_MISMATCH, "w_down: %s with %lld experts, w_gate %s with %lld",
+                          moak_format_name(dv->format), (long long)dv->n_experts, moak_format_name(gv->format),
+                          (long long)gv->n_experts);
+    if (dv->rows != gv->cols || dv->cols != gv->rows / 2)
+        return moak_error(ctx, MOAK_ERR_SHAPE_MISMATCH,
+                          "w_down: %lld x %lld, but must be hidden x inter = %lld x %lld (w_gate fused: 2*inter rows)",
+                          (long long)dv->rows, (long long)dv->cols, (long long)gv->cols, (long long)gv->rows / 2);
+    if (d->slot != g->slot)
+        return moak_error(ctx, MOAK_ERR_SHAPE_MISMATCH, "w_down: packed by %s, w_gate by %s", moak_weight_backend(d),
+                          moak_weight_backend(g));
+    return MOAK_OK;
+}
 
 static moak_status check_moe_weights(moak_context *ctx, const moak_weight *g, const moak_weight *u,
                                      const moak_weight *d)
@@ -78,9 +112,16 @@ static moak_status moe_locked(moak_context *ctx, const moak_moe_desc *desc, cons
                               int32_t top_k, const int32_t *ids, const float *weights, float *y)
 {
     MOAK_CHECK_NULL(ctx, desc, "desc");
-    moak_status st = moak_check_struct_size(ctx, desc->struct_size, sizeof(moak_moe_desc), "desc");
+    moak_status st = moak_check_struct_size(ctx, desc->struct_size, MOE_DESC_V1_SIZE, "desc");
     if (st != MOAK_OK)
         return st;
+    const moak_gate_up_layout gate_up =
+        desc->struct_size >= offsetof(moak_moe_desc, gate_up) + sizeof(desc->gate_up) ? desc->gate_up
+                                                                                        : MOAK_GATE_UP_SEPARATE;
+    if ((unsigned)gate_up > MOAK_GATE_UP_INTERLEAVED)
+        return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT, "desc->gate_up: %d is not a moak_gate_up_layout",
+                          (int)gate_up);
+    const bool fused = gate_up != MOAK_GATE_UP_SEPARATE;
     if ((unsigned)desc->activation > MOAK_ACT_SWIGLU_OAI)
         return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT, "desc->activation: %d is not a moak_activation",
                           (int)desc->activation);
@@ -90,15 +131,17 @@ static moak_status moe_locked(moak_context *ctx, const moak_moe_desc *desc, cons
         return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT, "desc->swiglu_alpha: %g must be finite and > 0", alpha);
     if (!moak_finite(limit) || limit <= 0.0f)
         return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT, "desc->swiglu_limit: %g must be finite and > 0", limit);
-    if ((st = check_moe_weights(ctx, wg, wu, wd)) != MOAK_OK)
+    if ((st = fused ? check_fused_weights(ctx, wg, wu, wd) : check_moe_weights(ctx, wg, wu, wd)) != MOAK_OK)
         return st;
+    if (fused)
+        wu = wg; /* the backend reads both projections from the one weight */
     MOAK_CHECK_NULL(ctx, x, "x");
     MOAK_CHECK_NULL(ctx, ids, "ids");
     MOAK_CHECK_NULL(ctx, weights, "weights");
     MOAK_CHECK_NULL(ctx, y, "y");
     if (n_tokens < 1)
         return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT, "n_tokens: %lld must be >= 1", (long long)n_tokens);
-    int64_t n_experts = wg->view.n_experts, hidden = wg->view.cols, inter = wg->view.rows;
+    int64_t n_experts = wg->view.n_experts, hidden = wg->view.cols, inter = wg->view.rows / (fused ? 2 : 1);
     if (top_k < 1 || top_k > n_experts)
         return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT, "top_k: %d must be in 1..%lld (the weights' experts)",
                           (int)top_k, (long long)n_experts);
@@ -129,6 +172,8 @@ static moak_status moe_locked(moak_context *ctx, const moak_moe_desc *desc, cons
     shape.top_k = top_k;
     shape.variant = desc->activation;
     shape.features = (wg->view.bias || wu->view.bias || wd->view.bias) ? MOAK_FEATURE_BIAS : 0;
+    if (fused)
+        shape.features |= MOAK_FEATURE_GATE_UP_FUSED;
     int32_t slot;
     if ((st = moak_dispatch(ctx, &shape, false, wg->slot, &slot)) != MOAK_OK)
         return st;
@@ -144,7 +189,7 @@ static moak_status moe_locked(moak_context *ctx, const moak_moe_desc *desc, cons
         .gate = &wg->view, .up = &wu->view, .down = &wd->view,
         .x = x, .n_tokens = n_tokens, .hidden = hidden, .inter = inter, .top_k = top_k,
         .ids = ids, .weights = weights, .offsets = g.offsets, .pairs = g.pairs,
-        .n_active_experts = g.n_active, .active_experts = g.active, .y = y,
+        .n_active_experts = g.n_active, .active_experts = g.active, .y = y, .gate_up = gate_up,
     };
     const moak_backend_slot *s = &ctx->slots[slot];
     st = moak_op_finish(ctx, slot, s->ops->moe_ffn(s->state, &args));

@@ -51,6 +51,12 @@ tests_test_matmul_SOURCES = tests/test_matmul.c
 tests_test_matmul_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
 tests_test_matmul_LDADD = $(TEST_LIBS)
 tests_test_matmul_LDFLAGS = $(TEST_LINK_FLAGS)
+check_PROGRAMS += tests/test_release_formats
+TESTS += tests/test_release_formats$(EXEEXT)
+tests_test_release_formats_SOURCES = tests/test_release_formats.c
+tests_test_release_formats_CFLAGS = $(AM_CFLAGS) $(TEST_WARN_FLAGS)
+tests_test_release_formats_LDADD = $(TEST_LIBS)
+tests_test_release_formats_LDFLAGS = $(TEST_LINK_FLAGS)
 check_PROGRAMS += tests/test_moe
 TESTS += tests/test_moe$(EXEEXT)
 tests_test_moe_SOURCES = tests/test_moe.c
@@ -218,3 +224,9 @@ if BUILD_NEON
 tests_ukernel_test_ukernel_attention_CFLAGS += -DMOAK_UKERNEL_NEON
 tests_ukernel_test_ukernel_attention_LDADD += libneon_base.la
 endif
+
+# Byte compatibility of the release formats with gguf / ml_dtypes (skips
+# with a message where the Python packages are missing).
+dist_check_SCRIPTS += tests/crosscheck-formats.sh
+EXTRA_DIST += tests/crosscheck_formats.py
+TESTS += tests/crosscheck-formats.sh

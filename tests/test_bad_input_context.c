@@ -291,7 +291,7 @@ static int dequant_outputs(void *p, t_span *s)
 #define FX dequant_fx
 static const t_bad_case dequant_cases[] = {
     BAD_OK("valid (Q4_0, 3 x 100)"),
-    BAD_I32("format 8", format, MOAK_FORMAT_COUNT, MOAK_ERR_INVALID_ARGUMENT, "format"),
+    BAD_I32("format MOAK_FORMAT_COUNT", format, MOAK_FORMAT_COUNT, MOAK_ERR_INVALID_ARGUMENT, "format"),
     BAD_NULL("src NULL", src_arg, MOAK_ERR_NULL_ARGUMENT, "src"),
     BAD_NULL("dst NULL", dst_arg, MOAK_ERR_NULL_ARGUMENT, "dst"),
     BAD_I64("rows -3", rows, -3, MOAK_ERR_INVALID_ARGUMENT, "rows"),

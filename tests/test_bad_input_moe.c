@@ -92,6 +92,13 @@ static void id_too_large(void *p) { ((moe_fx *)p)->ids[5] = E; }
 static void weight_nan(void *p) { ((moe_fx *)p)->weights[2] = NAN; }
 static void weight_inf(void *p) { ((moe_fx *)p)->weights[4] = INFINITY; }
 static void y_overlaps_x(void *p) { ((moe_fx *)p)->y_arg = ((moe_fx *)p)->x + 3; }
+static void fused_with_up(void *p) { ((moe_fx *)p)->desc.gate_up = MOAK_GATE_UP_CONCAT; }
+/* w_gate with inter rows only: w_down's inter cols are not half of them */
+static void fused_wrong_rows(void *p)
+{
+    ((moe_fx *)p)->desc.gate_up = MOAK_GATE_UP_INTERLEAVED;
+    ((moe_fx *)p)->u_arg = NULL;
+}
 
 #define FX moe_fx
 static const t_bad_case moe_cases[] = {
@@ -99,8 +106,12 @@ static const t_bad_case moe_cases[] = {
     BAD_NULL("ctx NULL", ctx_arg, MOAK_ERR_NULL_ARGUMENT, "ctx"),
     BAD_NULL("desc NULL", desc_arg, MOAK_ERR_NULL_ARGUMENT, "desc"),
     BAD_SIZE("desc struct_size 0", desc.struct_size, 0, MOAK_ERR_STRUCT_SIZE, "struct_size"),
-    BAD_SIZE("desc struct_size one short", desc.struct_size, sizeof(moak_moe_desc) - 1,
-             MOAK_ERR_STRUCT_SIZE, "struct_size"),
+    BAD_SIZE("desc struct_size one short of the first version", desc.struct_size,
+             offsetof(moak_moe_desc, gate_up) - 1, MOAK_ERR_STRUCT_SIZE, "struct_size"),
+    BAD_I32("gate_up 3", desc.gate_up, 3, MOAK_ERR_INVALID_ARGUMENT, "gate_up"),
+    BAD_FN("gate_up fused with w_up given", fused_with_up, MOAK_ERR_INVALID_ARGUMENT, "w_up"),
+    BAD_FN("gate_up fused, w_gate of inter rows (w_down's cols are not half of them)", fused_wrong_rows,
+           MOAK_ERR_SHAPE_MISMATCH, "w_down"),
     BAD_I32("activation 3", desc.activation, 3, MOAK_ERR_INVALID_ARGUMENT, "activation"),
     BAD_I32("activation -1", desc.activation, -1, MOAK_ERR_INVALID_ARGUMENT, "activation"),
     BAD_F32("swiglu_alpha NaN", desc.swiglu_alpha, NAN, MOAK_ERR_INVALID_ARGUMENT, "swiglu_alpha"),

@@ -18,7 +18,54 @@ typedef struct weight_fx {
     uint8_t *data;
     size_t data_size;
     float bias[2 * 16];
+    /* a valid FP8_E4M3_B128 weight of 2 experts x 16 x 128 (zero codes, scales 1) */
+    uint8_t fp8_data[2 * 16 * 128];
+    float fp8_scales[2];
 } weight_fx;
+
+/* The split-scale rules, on FP8_E4M3_B128 (scales apart) and MXFP4/Q4_0 (in the blocks). */
+static void use_fp8(void *p)
+{
+    weight_fx *f = p;
+    f->fp8_scales[0] = f->fp8_scales[1] = 1.0f;
+    f->desc.format = MOAK_FORMAT_FP8_E4M3_B128;
+    f->desc.cols = 128;
+    f->desc.data = f->fp8_data;
+    f->desc.data_size = sizeof f->fp8_data;
+    f->desc.scales = f->fp8_scales;
+    f->desc.scales_size = sizeof f->fp8_scales;
+}
+
+static void fp8_without_scales(void *p)
+{
+    use_fp8(p);
+    ((weight_fx *)p)->desc.scales = NULL;
+}
+
+static void fp8_scales_short(void *p)
+{
+    use_fp8(p);
+    ((weight_fx *)p)->desc.scales_size = sizeof(float) * 2 - 1;
+}
+
+static void fp8_cols_not_multiple(void *p)
+{
+    use_fp8(p);
+    ((weight_fx *)p)->desc.cols = 100;
+}
+
+static void q4_0_with_scales(void *p)
+{
+    weight_fx *f = p;
+    f->desc.scales = f->fp8_scales;
+    f->desc.scales_size = sizeof f->fp8_scales;
+}
+
+static void mxfp4_with_scales(void *p)
+{
+    use_fp8(p); /* zero bytes are valid MXFP4 blocks too (2 x 16 rows of 4 x 17 bytes) */
+    ((weight_fx *)p)->desc.format = MOAK_FORMAT_MXFP4;
+}
 
 static void weight_reset(void *p)
 {
@@ -63,8 +110,16 @@ static const t_bad_case weight_cases[] = {
     BAD_NULL("desc NULL", desc_arg, MOAK_ERR_NULL_ARGUMENT, "desc"),
     BAD_NULL("weight NULL", out_arg, MOAK_ERR_NULL_ARGUMENT, "weight"),
     BAD_SIZE("struct_size 0", desc.struct_size, 0, MOAK_ERR_STRUCT_SIZE, "struct_size"),
-    BAD_SIZE("struct_size one short", desc.struct_size, sizeof(moak_weight_desc) - 1,
-             MOAK_ERR_STRUCT_SIZE, "struct_size"),
+    BAD_SIZE("struct_size one short of the first version", desc.struct_size,
+             offsetof(moak_weight_desc, scales) - 1, MOAK_ERR_STRUCT_SIZE, "struct_size"),
+    BAD_FN("valid FP8_E4M3_B128 with its scales", use_fp8, MOAK_OK, NULL),
+    BAD_FN("FP8_E4M3_B128 without scales", fp8_without_scales, MOAK_ERR_NULL_ARGUMENT, "scales"),
+    BAD_FN("FP8_E4M3_B128 scales_size one byte short", fp8_scales_short, MOAK_ERR_INVALID_ARGUMENT,
+           "scales_size"),
+    BAD_FN("FP8_E4M3_B128 cols 100 (not a multiple of 128)", fp8_cols_not_multiple, MOAK_ERR_INVALID_ARGUMENT,
+           "cols"),
+    BAD_FN("Q4_0 given scales", q4_0_with_scales, MOAK_ERR_INVALID_ARGUMENT, "scales"),
+    BAD_FN("MXFP4 (GGUF blocks) given scales", mxfp4_with_scales, MOAK_ERR_INVALID_ARGUMENT, "scales"),
     BAD_I32("format 99", desc.format, 99, MOAK_ERR_INVALID_ARGUMENT, "format"),
     BAD_I32("format -1", desc.format, -1, MOAK_ERR_INVALID_ARGUMENT, "format"),
     BAD_I32("format MOAK_FORMAT_COUNT", desc.format, MOAK_FORMAT_COUNT, MOAK_ERR_INVALID_ARGUMENT,

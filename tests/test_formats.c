@@ -24,6 +24,10 @@
 
 #include "moak.h"
 
+/* The formats this file checks; the release formats (FP8_E4M3_B128 on) are
+ * checked by test_release_formats and the Python cross-check. */
+#define T_CLASSIC_FORMATS (MOAK_FORMAT_I4_G128 + 1)
+
 /* ------------------------------------------------------------------------ */
 /* Reporting                                                                */
 /* ------------------------------------------------------------------------ */
@@ -204,11 +208,12 @@ static float get_f32(const uint8_t *p)
 static void test_names(void)
 {
     static const char *const expected[MOAK_FORMAT_COUNT] = {
-        "f32", "f16", "bf16", "q8_0", "q4_0", "i8_row", "i4_g32", "i4_g128"};
+        "f32", "f16", "bf16", "q8_0", "q4_0", "i8_row", "i4_g32", "i4_g128",
+        "fp8_e4m3_b128", "mxfp4", "mxfp4_st", "i4_g32_ct", "nvfp4"};
     for (int f = 0; f < MOAK_FORMAT_COUNT; f++) {
         const char *name = moak_format_name((moak_format)f);
         CHECK(name && strcmp(name, expected[f]) == 0, "name of %d: %s", f, name ? name : "NULL");
-        char upper[16];
+        char upper[24];
         size_t i;
         for (i = 0; expected[f][i] && i + 1 < sizeof upper; i++)
             upper[i] = (char)(expected[f][i] >= 'a' && expected[f][i] <= 'z'
@@ -610,7 +615,7 @@ static void test_quantized(moak_format f, int64_t rows, int64_t cols, int data_k
 static void test_zero_rows(void)
 {
     float x[64] = {0};
-    for (int f = MOAK_FORMAT_Q8_0; f < MOAK_FORMAT_COUNT; f++) {
+    for (int f = MOAK_FORMAT_Q8_0; f < T_CLASSIC_FORMATS; f++) {
         uint8_t *q = quantize_rows((moak_format)f, x, 1, 64);
         uint8_t want[200];
         reference_row((moak_format)f, x, 64, want);
@@ -693,7 +698,7 @@ static void expect_dequantize(moak_status want, const char *arg, moak_format f, 
 static void test_bad_input(void)
 {
     const int64_t big = INT64_MAX / 2;
-    for (int fi = 0; fi < MOAK_FORMAT_COUNT; fi++) {
+    for (int fi = 0; fi < T_CLASSIC_FORMATS; fi++) {
         const moak_format f = (moak_format)fi;
         const size_t need = 3 * row_bytes(f, 40);
         expect_quantize(MOAK_ERR_NULL_ARGUMENT, "src", f, true, 3, 40, false, BUF_BYTES);
@@ -748,7 +753,7 @@ int main(void)
     test_half_rounding(MOAK_FORMAT_BF16);
 
     static const int64_t cols_list[] = {1, 17, 31, 33, 64, 128, 576, 768, 2880, 7168};
-    for (int f = MOAK_FORMAT_Q8_0; f < MOAK_FORMAT_COUNT; f++)
+    for (int f = MOAK_FORMAT_Q8_0; f < T_CLASSIC_FORMATS; f++)
         for (size_t c = 0; c < sizeof cols_list / sizeof cols_list[0]; c++)
             for (int kind = 0; kind < 3; kind++)
                 test_quantized((moak_format)f, cols_list[c] >= 2880 ? 3 : 5, cols_list[c], kind);

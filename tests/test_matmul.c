@@ -151,7 +151,7 @@ int main(void)
     t_backend bk[T_MAX_BACKENDS];
     int n_bk = t_open_backends(bk, T_MAX_BACKENDS, 0);
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++)
-        for (int f = 0; f < MOAK_FORMAT_COUNT; f++)
+        for (int f = 0; f < T_CLASSIC_FORMATS; f++)
             run_case(bk, n_bk, &cases[c], (moak_format)f);
     t_close_backends(bk, n_bk);
     return t_finish();

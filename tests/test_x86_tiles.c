@@ -264,7 +264,7 @@ int main(void)
     static const int64_t ms_tiny[] = {1, 7};
     /* Prefill in several token blocks of the panel kernel (about 128 each). */
     static const int64_t ms_blocks[] = {300};
-    for (int f = 0; f < MOAK_FORMAT_COUNT; f++) {
+    for (int f = 0; f < T_CLASSIC_FORMATS; f++) {
         matmul_case(bk, n_bk, (moak_format)f, 70, 200, ms_all, 9);
         matmul_case(bk, n_bk, (moak_format)f, 33, 4128, ms_long, 4);
         matmul_case(bk, n_bk, (moak_format)f, 5, 31, ms_tiny, 2);
@@ -292,7 +292,7 @@ int main(void)
         {"mixed", 16, 96, 72, 40, 2, 1, MOAK_ACT_SILU_GLU, 1},
     };
     for (size_t c = 0; c < sizeof moes / sizeof moes[0]; c++)
-        for (int f = 0; f < MOAK_FORMAT_COUNT; f++)
+        for (int f = 0; f < T_CLASSIC_FORMATS; f++)
             moe_case_run(bk, n_bk, (moak_format)f, &moes[c]);
     t_close_backends(bk, n_bk);
     return t_finish();

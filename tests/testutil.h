@@ -102,7 +102,13 @@ double t_bf16_to_double(uint16_t h);
 /* Round to the nearest f16/bf16, ties to even (what the library stores). */
 uint16_t t_double_to_f16(double v);
 uint16_t t_float_to_bf16(float v);
-/* Elements per block (cols for I8_ROW), bytes per row; 0 for unknown formats. */
+/* The formats before the release formats of moak.h: what the tests that
+ * draw random block bytes (t_random_weight_row) loop over.  The release
+ * formats, whose scales may live apart, are tested in test_release_formats. */
+#define T_CLASSIC_FORMATS (MOAK_FORMAT_I4_G128 + 1)
+
+/* Elements per block (cols for I8_ROW), bytes per row; 0 for unknown formats
+ * (and for a release format when cols is not a multiple of its block). */
 int64_t t_block_elems(moak_format f, int64_t cols);
 size_t t_row_bytes(moak_format f, int64_t cols);
 const char *t_format_name(moak_format f);   /* never NULL */

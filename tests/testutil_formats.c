@@ -111,6 +111,11 @@ static size_t block_bytes(moak_format f)
     case MOAK_FORMAT_Q4_0: return 18;
     case MOAK_FORMAT_I4_G32: return 20;
     case MOAK_FORMAT_I4_G128: return 68;
+    case MOAK_FORMAT_FP8_E4M3_B128: return 128;
+    case MOAK_FORMAT_MXFP4: return 17;
+    case MOAK_FORMAT_MXFP4_ST: return 16;
+    case MOAK_FORMAT_I4_G32_CT: return 16;
+    case MOAK_FORMAT_NVFP4: return 36;
     default: return 0;
     }
 }
@@ -126,6 +131,11 @@ int64_t t_block_elems(moak_format f, int64_t cols)
     case MOAK_FORMAT_I4_G32: return 32;
     case MOAK_FORMAT_I4_G128: return 128;
     case MOAK_FORMAT_I8_ROW: return cols;
+    case MOAK_FORMAT_FP8_E4M3_B128: return 128;
+    case MOAK_FORMAT_MXFP4:
+    case MOAK_FORMAT_MXFP4_ST:
+    case MOAK_FORMAT_I4_G32_CT: return 32;
+    case MOAK_FORMAT_NVFP4: return 64;
     default: return 0;
     }
 }
@@ -139,13 +149,16 @@ size_t t_row_bytes(moak_format f, int64_t cols)
     int64_t be = t_block_elems(f, cols);
     if (be == 0)
         return 0;
+    if (f >= MOAK_FORMAT_FP8_E4M3_B128 && cols % be != 0)
+        return 0; /* release formats are not padded */
     return (size_t)((cols + be - 1) / be) * block_bytes(f);
 }
 
 const char *t_format_name(moak_format f)
 {
     static const char *const names[] = {"f32", "f16", "bf16", "q8_0",
-                                        "q4_0", "i8_row", "i4_g32", "i4_g128"};
+                                        "q4_0", "i8_row", "i4_g32", "i4_g128",
+                                        "fp8_e4m3_b128", "mxfp4", "mxfp4_st", "i4_g32_ct", "nvfp4"};
     if ((int)f < 0 || (int)f >= (int)(sizeof(names) / sizeof(names[0])))
         return "?";
     return names[f];

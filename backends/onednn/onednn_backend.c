@@ -106,6 +106,8 @@ static bool onednn_supports(void *state, const moak_op_shape *shape, char *why, 
     case MOAK_OP_MOE_FFN: {
         onednn_kind kind;
         onednn_route route;
+        if (shape->op == MOAK_OP_MOE_FFN && (shape->features & MOAK_FEATURE_GATE_UP_FUSED))
+            return say_no(why, why_len, "the onednn backend has no fused gate/up weights yet");
         if (onednn_format_route(st, shape->format, shape->k > 0 ? shape->k : 1, &kind, &route, why, why_len))
             return true;
         /* The reason is written; expansion makes every format computable. */

@@ -17,7 +17,9 @@
  * hold an f16 scale times a 4- or 8-bit integer.  Memory grows by
  * 4 * k / row_bytes(format, k), for k a multiple of the block:
  *   F16 2x, Q8_0 3.76x (34 -> 128 bytes per 32 values),
- *   Q4_0 7.11x (18 -> 128), I4_G32 6.4x (20 -> 128), I4_G128 7.53x (68 -> 512).
+ *   Q4_0 7.11x (18 -> 128), I4_G32 6.4x (20 -> 128), I4_G128 7.53x (68 -> 512),
+ *   and the release formats (counting the scales each row uses):
+ *   FP8_E4M3_B128 3.88x, MXFP4/MXFP4_ST 7.53x, I4_G32_CT 7.11x, NVFP4 7.1x.
  * The growth is logged (MOAK_VERBOSE) when the weight is created.
  * F32, BF16 and I8_ROW take the same route where this CPU (or MOAK_ISA_MAX)
  * leaves oneDNN without a real implementation of their kind (bf16 matmul
@@ -32,7 +34,7 @@
 
 double onednn_expansion_growth(moak_format format, int64_t k)
 {
-    size_t row = moak_format_row_bytes(format, k);
+    size_t row = moak_format_local_row_bytes(format, k);
     return row ? (double)k * 4.0 / (double)row : 0.0;
 }
 
@@ -66,6 +68,17 @@ bool onednn_format_route(const onednn_state *st, moak_format format, int64_t k, 
         break;
     case MOAK_FORMAT_I4_G32:
     case MOAK_FORMAT_I4_G128:
+        lack = "oneDNN 2.6 has no int4 weights or per-group scales";
+        break;
+    case MOAK_FORMAT_FP8_E4M3_B128:
+        lack = "oneDNN 2.6 has no fp8 weights or 128x128 block scales";
+        break;
+    case MOAK_FORMAT_MXFP4:
+    case MOAK_FORMAT_MXFP4_ST:
+    case MOAK_FORMAT_NVFP4:
+        lack = "oneDNN 2.6 has no fp4 (e2m1) weights or per-block scales";
+        break;
+    case MOAK_FORMAT_I4_G32_CT:
         lack = "oneDNN 2.6 has no int4 weights or per-group scales";
         break;
     default:
@@ -120,7 +133,7 @@ static moak_status pack_locked(onednn_state *st, const moak_weight_desc *desc, o
         return onednn_error(st, MOAK_ERR_UNSUPPORTED, "%s", why);
 
     moak_status status = MOAK_OK;
-    const size_t row_bytes = moak_format_row_bytes(desc->format, k);
+    const size_t row_bytes = moak_format_local_row_bytes(desc->format, k); /* row-local form */
     dnnl_primitive_desc_t reorder_pd = NULL;
     dnnl_primitive_t reorder = NULL;
     dnnl_memory_t src_mem = NULL;

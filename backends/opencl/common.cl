@@ -32,6 +32,46 @@
 #define FMT_I8_ROW 5
 #define FMT_I4_G32 6
 #define FMT_I4_G128 7
+#define FMT_FP8_E4M3_B128 8
+#define FMT_MXFP4 9
+#define FMT_MXFP4_ST 10
+#define FMT_I4_G32_CT 11
+#define FMT_NVFP4 12
+
+/* E2M1 codes as doubled values (exact small integers): the FP4 formats'
+ * 16-entry table.  Code 8 is +0 (GGUF's reading; gpt-oss's -0.0 adds the same). */
+constant float e2m1_doubled[16] = {0.0f, 1.0f, 2.0f, 3.0f, 4.0f, 6.0f, 8.0f, 12.0f,
+                                   0.0f, -1.0f, -2.0f, -3.0f, -4.0f, -6.0f, -8.0f, -12.0f};
+
+/* Four FP4 codes (low nibbles, or high ones) through the table. */
+MOAK_FN float4 e2m1_doubled4(const uchar4 nib)
+{
+    return (float4)(e2m1_doubled[nib.x], e2m1_doubled[nib.y], e2m1_doubled[nib.z], e2m1_doubled[nib.w]);
+}
+
+/* 2^(e - 128) for an E8M0 byte, built from its bits (no exp2, exact; e < 2 is
+ * an f32 subnormal), as ggml's GGML_E8M0_TO_FP32_HALF. */
+MOAK_FN float e8m0_half(const uint e)
+{
+    return as_float(e < 2u ? 0x00200000u << e : (e - 1u) << 23);
+}
+
+/* E4M3fn by integer bit arithmetic (no fp8 or fp16 support needed): a
+ * normal code moves its exponent and mantissa into an f32's fields; a
+ * subnormal is m * 2^-9; 0x7f/0xff is NaN. */
+MOAK_FN float e4m3_to_float(const uint c)
+{
+    const uint exponent = (c >> 3) & 15u, mantissa = c & 7u;
+    const uint sign = (c & 0x80u) << 24;
+    float magnitude;
+    if (exponent == 0u)
+        magnitude = (float)mantissa * 0x1p-9f;
+    else if (exponent == 15u && mantissa == 7u)
+        magnitude = as_float(0x7fc00000u);
+    else
+        magnitude = as_float(((exponent + 120u) << 23) | (mantissa << 20));
+    return as_float(as_uint(magnitude) | sign);
+}
 
 /* Tokens that one work-group of a matmul-like kernel multiplies by each
  * weight row it reads (the weight is dequantised once for all of them). */
@@ -48,6 +88,12 @@
  *   Q4_0     wq: uchar  [row][kp/32][16] ws: half [row][kp/32]       (d; GGUF nibble order)
  *   I8_ROW   wq: char   [row][kp]        ws: float [row]             (scale)
  *   I4_G*    wq: uchar  [row][kp/2]      ws: half [row][kp/G][2]     (scale, min; even i low nibble)
+ *   FP8_E4M3_B128 wq: uchar [row][kp]    ws: float [row][kp/128]     (the row's block scales)
+ *   MXFP4    wq: uchar  [row][kp/32][16] ws: uchar [row][kp/32]      (E8M0; GGUF nibble order)
+ *   MXFP4_ST wq: uchar  [row][kp/2]      ws: uchar [row][kp/32]      (E8M0; even i low nibble)
+ *   I4_G32_CT wq: uchar [row][kp/2]      ws: ushort [row][kp/32]     (bf16; nibble = q + 8, even i low)
+ *   NVFP4    wq: uchar  [row][kp/64][32] ws: float [row][kp/16]      (UE4M3 x tensor scale, decoded
+ *                                        by the host; GGUF nibble order per 16-element sub-block)
  * `e` is the index of the first of the four elements (a multiple of 4).
  */
 MOAK_FN float4 load_weight4(const int fmt, global const uchar *wq, global const uchar *ws,
@@ -88,6 +134,36 @@ MOAK_FN float4 load_weight4(const int fmt, global const uchar *wq, global const 
         const float4 nib = (float4)((float)(b.x & 15), (float)(b.x >> 4), (float)(b.y & 15),
                                     (float)(b.y >> 4));
         return nib * sm.x + sm.y;
+    }
+    case FMT_FP8_E4M3_B128: {
+        const float s = ((global const float *)ws)[at / 128];
+        const uchar4 c = vload4(0, wq + at);
+        return (float4)(e4m3_to_float(c.x), e4m3_to_float(c.y), e4m3_to_float(c.z),
+                        e4m3_to_float(c.w)) * s;
+    }
+    case FMT_MXFP4: {
+        /* as Q4_0: byte j of a block holds element j (low) and j + 16 (high) */
+        const float unit = e8m0_half(ws[at / 32]);
+        const int j = e & 31;
+        const uchar4 b = vload4(0, wq + (at - (ulong)j) / 2 + (ulong)(j & 15));
+        return e2m1_doubled4(j < 16 ? (b & (uchar4)15) : (b >> (uchar4)4)) * unit;
+    }
+    case FMT_MXFP4_ST:
+    case FMT_I4_G32_CT: {
+        const uchar2 b = vload2(0, wq + at / 2);
+        const uchar4 nib = (uchar4)(b.x & 15, b.x >> 4, b.y & 15, b.y >> 4);
+        if (fmt == FMT_MXFP4_ST)
+            return e2m1_doubled4(nib) * e8m0_half(ws[at / 32]);
+        const float scale = as_float((uint)((global const ushort *)ws)[at / 32] << 16);
+        return (convert_float4(nib) - 8.0f) * scale;
+    }
+    case FMT_NVFP4: {
+        /* 16-element sub-block s of a 64-block: bytes 8s..8s+7 hold element
+         * j (low nibble) and j + 8 (high) */
+        const float d = ((global const float *)ws)[at / 16];
+        const int j = e & 15;
+        const uchar4 b = vload4(0, wq + (at - (ulong)j) / 2 + (ulong)(j & 7));
+        return e2m1_doubled4(j < 8 ? (b & (uchar4)15) : (b >> (uchar4)4)) * (0.5f * d);
     }
     default:
         return (float4)(0.0f);

@@ -109,6 +109,11 @@ MOAK_MOE_KERNELS(q4_0, FMT_Q4_0)
 MOAK_MOE_KERNELS(i8_row, FMT_I8_ROW)
 MOAK_MOE_KERNELS(i4_g32, FMT_I4_G32)
 MOAK_MOE_KERNELS(i4_g128, FMT_I4_G128)
+MOAK_MOE_KERNELS(fp8_e4m3_b128, FMT_FP8_E4M3_B128)
+MOAK_MOE_KERNELS(mxfp4, FMT_MXFP4)
+MOAK_MOE_KERNELS(mxfp4_st, FMT_MXFP4_ST)
+MOAK_MOE_KERNELS(i4_g32_ct, FMT_I4_G32_CT)
+MOAK_MOE_KERNELS(nvfp4, FMT_NVFP4)
 
 /* One work-item per output element: global size (hidden rounded up, n_tokens). */
 kernel void moe_combine(global const float *yp, global const int *pair_pos,

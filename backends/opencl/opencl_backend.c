@@ -126,6 +126,10 @@ static bool ocl_supports(void *state, const moak_op_shape *s, char *why, size_t 
             snprintf(why, why_len, "unknown weight format");
             return false;
         }
+        if (s->op == MOAK_OP_MOE_FFN && (s->features & MOAK_FEATURE_GATE_UP_FUSED)) {
+            snprintf(why, why_len, "no fused gate/up weights yet");
+            return false;
+        }
         if (s->op == MOAK_OP_MATMUL) {
             if (!ocl_weight_bytes(s->format, s->n_experts > 0 ? s->n_experts : 1, s->n, s->k,
                                   &q_bytes, &s_bytes) ||

@@ -21,7 +21,8 @@
 #include <time.h>
 
 static const char *const format_suffix[MOAK_FORMAT_COUNT] = {
-    "f32", "f16", "bf16", "q8_0", "q4_0", "i8_row", "i4_g32", "i4_g128"};
+    "f32", "f16", "bf16", "q8_0", "q4_0", "i8_row", "i4_g32", "i4_g128",
+    "fp8_e4m3_b128", "mxfp4", "mxfp4_st", "i4_g32_ct", "nvfp4"};
 
 /* Work-group size the row kernels ask for: wide on GPUs (one quad per
  * work-item, 64 of them per row); narrower on CPU devices, where a

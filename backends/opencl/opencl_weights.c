@@ -26,7 +26,14 @@ static int32_t pad_unit(moak_format format)
     case MOAK_FORMAT_I4_G32:
         return 32;
     case MOAK_FORMAT_I4_G128:
+    case MOAK_FORMAT_FP8_E4M3_B128:
         return 128;
+    case MOAK_FORMAT_MXFP4:
+    case MOAK_FORMAT_MXFP4_ST:
+    case MOAK_FORMAT_I4_G32_CT:
+        return 32;
+    case MOAK_FORMAT_NVFP4:
+        return 64;
     default:
         return 4;
     }
@@ -51,6 +58,11 @@ static void packed_row_bytes(moak_format format, int64_t kp, size_t *quant, size
     case MOAK_FORMAT_I8_ROW: *quant = (size_t)kp; *scale = 4; break;
     case MOAK_FORMAT_I4_G32: *quant = (size_t)kp / 2; *scale = (size_t)kp / 32 * 4; break;
     case MOAK_FORMAT_I4_G128: *quant = (size_t)kp / 2; *scale = (size_t)kp / 128 * 4; break;
+    case MOAK_FORMAT_FP8_E4M3_B128: *quant = (size_t)kp; *scale = (size_t)kp / 128 * 4; break;
+    case MOAK_FORMAT_MXFP4:
+    case MOAK_FORMAT_MXFP4_ST: *quant = (size_t)kp / 2; *scale = (size_t)kp / 32; break;
+    case MOAK_FORMAT_I4_G32_CT: *quant = (size_t)kp / 2; *scale = (size_t)kp / 32 * 2; break;
+    case MOAK_FORMAT_NVFP4: *quant = (size_t)kp / 2; *scale = (size_t)kp / 16 * 4; break;
     default: *quant = *scale = 0; break;
     }
 }
@@ -71,7 +83,9 @@ bool ocl_weight_bytes(moak_format format, int64_t n_experts, int64_t rows, int64
     return true;
 }
 
-/* Split one source row (moak.h layout) into its packed quants and scales. */
+/* Split one source row (moak.h layout; the release formats in the row-local
+ * form of moak_backend.h, their scales after the row) into its packed quants
+ * and scales.  The release formats have no padding: kp == cols. */
 static void pack_row(moak_format format, const unsigned char *src, int64_t cols, int32_t kp,
                      unsigned char *quant, unsigned char *scale)
 {
@@ -110,6 +124,34 @@ static void pack_row(moak_format format, const unsigned char *src, int64_t cols,
         }
         break;
     }
+    case MOAK_FORMAT_FP8_E4M3_B128:
+    case MOAK_FORMAT_MXFP4_ST:
+    case MOAK_FORMAT_I4_G32_CT: {
+        const size_t data = moak_format_row_bytes(format, cols);
+        memcpy(quant, src, data);
+        memcpy(scale, src + data, s_bytes);
+        break;
+    }
+    case MOAK_FORMAT_MXFP4:
+        for (int64_t b = 0; b < n_blocks; b++) {
+            scale[b] = src[17 * b];
+            memcpy(quant + 16 * b, src + 17 * b + 1, 16);
+        }
+        break;
+    case MOAK_FORMAT_NVFP4: {
+        /* the sub-block scales decoded and multiplied by the tensor scale here,
+         * so the kernel needs neither UE4M3 nor a second scale */
+        float tensor_scale;
+        memcpy(&tensor_scale, src + moak_format_row_bytes(format, cols), sizeof tensor_scale);
+        for (int64_t b = 0; b < n_blocks; b++) {
+            for (int s = 0; s < 4; s++) {
+                const float d = moak_ue4m3_to_f32(src[36 * b + s]) * tensor_scale;
+                memcpy(scale + 4 * (4 * b + s), &d, sizeof d);
+            }
+            memcpy(quant + 32 * b, src + 36 * b + 4, 32);
+        }
+        break;
+    }
     default:
         break;
     }
@@ -129,7 +171,7 @@ static cl_mem create_buffer(ocl_state *st, size_t bytes, const char *what, moak_
 /* Pack and upload every row, STAGING_BYTES at a time. */
 static moak_status upload_rows(ocl_state *st, const moak_weight_desc *desc, ocl_weight *w)
 {
-    const size_t src_row = moak_format_row_bytes(desc->format, desc->cols);
+    const size_t src_row = moak_format_local_row_bytes(desc->format, desc->cols);
     size_t q_row, s_row;
     packed_row_bytes(desc->format, w->kp, &q_row, &s_row);
     const int64_t n_rows = desc->n_experts * desc->rows;

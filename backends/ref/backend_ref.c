@@ -122,7 +122,7 @@ static bool ref_supports(void *state, const moak_op_shape *shape, char *why,
 static moak_status ref_weight_pack(void *state, const moak_weight_desc *desc, void **packed)
 {
     ref_state *st = state;
-    size_t row_bytes = moak_format_row_bytes(desc->format, desc->cols);
+    size_t row_bytes = moak_format_local_row_bytes(desc->format, desc->cols);
     size_t n_rows = (size_t)desc->n_experts;
     size_t bytes = 0;
     bool fits = row_bytes != 0 && desc->n_experts > 0 && desc->rows > 0 &&

@@ -58,6 +58,21 @@ typedef struct moe_job {
     size_t scratch_d_stride;
 } moe_job;
 
+/* Rows of gate row i and up row i in their weights (moak_moe_args.gate_up). */
+static int64_t gate_row(const moak_moe_args *a, int64_t i)
+{
+    return a->gate_up == MOAK_GATE_UP_INTERLEAVED ? 2 * i : i;
+}
+
+static int64_t up_row(const moak_moe_args *a, int64_t i)
+{
+    switch (a->gate_up) {
+    case MOAK_GATE_UP_CONCAT: return a->inter + i;
+    case MOAK_GATE_UP_INTERLEAVED: return 2 * i + 1;
+    default: return i;
+    }
+}
+
 /* Phase 1: h[pair][first .. first+count) for the pairs of one expert. */
 static void moe_gate_up_task(void *arg, int64_t task, int32_t thread)
 {
@@ -73,13 +88,14 @@ static void moe_gate_up_task(void *arg, int64_t task, int32_t thread)
     float *gate_rows = job->scratch_rows + (size_t)thread * job->scratch_rows_stride;
     float *up_rows = gate_rows + (size_t)REF_MOE_ROWS_PER_TASK * (size_t)hidden;
     for (int64_t r = 0; r < count; r++) {
-        moak_dequantize_row(job->gate->format, ref_weight_row(job->gate, e, first + r),
+        moak_dequantize_row(job->gate->format, ref_weight_row(job->gate, e, gate_row(args, first + r)),
                             hidden, gate_rows + (size_t)r * (size_t)hidden);
-        moak_dequantize_row(job->up->format, ref_weight_row(job->up, e, first + r),
+        moak_dequantize_row(job->up->format, ref_weight_row(job->up, e, up_row(args, first + r)),
                             hidden, up_rows + (size_t)r * (size_t)hidden);
     }
-    const float *gate_bias = args->gate->bias ? args->gate->bias + (size_t)e * (size_t)inter : NULL;
-    const float *up_bias = args->up->bias ? args->up->bias + (size_t)e * (size_t)inter : NULL;
+    /* a fused weight's bias has its 2*inter rows per expert */
+    const float *gate_bias = args->gate->bias ? args->gate->bias + (size_t)e * (size_t)args->gate->rows : NULL;
+    const float *up_bias = args->up->bias ? args->up->bias + (size_t)e * (size_t)args->up->rows : NULL;
 
     for (int64_t p = args->offsets[e]; p < args->offsets[e + 1]; p++) {
         const int32_t pair = args->pairs[p];
@@ -90,9 +106,9 @@ static void moe_gate_up_task(void *arg, int64_t task, int32_t thread)
             double g = ref_dot(x_row, gate_rows + (size_t)r * (size_t)hidden, hidden);
             double u = ref_dot(x_row, up_rows + (size_t)r * (size_t)hidden, hidden);
             if (gate_bias)
-                g += (double)gate_bias[first + r];
+                g += (double)gate_bias[gate_row(args, first + r)];
             if (up_bias)
-                u += (double)up_bias[first + r];
+                u += (double)up_bias[up_row(args, first + r)];
             h_row[first + r] = (float)moe_activation(args, g, u);
         }
     }

@@ -33,7 +33,7 @@ typedef struct ref_weight {
     int64_t n_experts;
     int64_t rows;
     int64_t cols;
-    size_t row_bytes;            /* moak_format_row_bytes(format, cols) */
+    size_t row_bytes;            /* moak_format_local_row_bytes(format, cols) */
     const unsigned char *data;   /* aligned start of the rows */
     void *allocation;            /* what to free */
 } ref_weight;

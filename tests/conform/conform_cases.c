@@ -52,8 +52,19 @@ uint32_t conform_default_formats(const conform_case *c)
 {
     switch (c->op) {
     case CONFORM_MATMUL:
-    case CONFORM_MOE:
-        return all_weight_formats;
+    case CONFORM_MOE: {
+        /* the release formats are not padded: every K must be a multiple of
+         * the block (edge and random shapes with odd sizes leave them out) */
+        uint32_t f = all_weight_formats;
+        for (int r = MOAK_FORMAT_FP8_E4M3_B128; r < MOAK_FORMAT_COUNT; r++) {
+            const int64_t block = moak_format_block_elems((moak_format)r);
+            const bool fits = c->op == CONFORM_MATMUL ? c->cols % block == 0
+                                                      : c->hidden % block == 0 && c->inter % block == 0;
+            if (!fits)
+                f &= ~(1u << r);
+        }
+        return f;
+    }
     case CONFORM_ATTENTION:
     case CONFORM_INDEXER: {
         uint32_t f = (1u << MOAK_FORMAT_F32) | (1u << MOAK_FORMAT_F16) | (1u << MOAK_FORMAT_BF16);

@@ -78,10 +78,44 @@ const char *conform_outcome_name(conform_outcome o)
 
 /* ---- inputs -------------------------------------------------------------------------- */
 
-/* rows x cols random values with a spread that keeps activations in the
- * interesting range of SiLU/GELU/SwiGLU, quantized to format into dst. */
-static bool make_weight(tool_rng *rng, moak_format f, int64_t rows, int64_t cols, void **dst, size_t *size)
+/* A split-scale format (moak.h's release formats): each expert quantized
+ * whole (FP8's 128-row blocks, NVFP4's tensor scale), data and scales
+ * stacked per expert as moak_weight_desc wants them. */
+static bool make_split_weight(tool_rng *rng, moak_format f, int64_t experts, int64_t rows, int64_t cols,
+                              void **dst, size_t *size, void **scales, size_t *scales_size)
 {
+    const size_t data = moak_format_row_bytes(f, cols) * (size_t)rows;
+    const size_t sb = moak_format_scales_bytes(f, rows, cols);
+    *size = data * (size_t)experts;
+    *scales_size = sb * (size_t)experts;
+    *dst = malloc(*size ? *size : 1);
+    *scales = malloc(*scales_size ? *scales_size : 1);
+    float *src = malloc((size_t)rows * (size_t)cols * sizeof(float));
+    unsigned char *one = malloc(data + sb);
+    bool ok = *dst && *scales && src && one;
+    float spread = 4.0f / sqrtf((float)cols);
+    for (int64_t e = 0; ok && e < experts; e++) {
+        tool_rng_fill(rng, src, rows * cols, -spread, spread);
+        ok = moak_quantize(f, src, rows, cols, one, data + sb) == MOAK_OK;
+        memcpy((unsigned char *)*dst + (size_t)e * data, one, data);
+        memcpy((unsigned char *)*scales + (size_t)e * sb, one + data, sb);
+    }
+    free(src);
+    free(one);
+    return ok;
+}
+
+/* rows x cols random values with a spread that keeps activations in the
+ * interesting range of SiLU/GELU/SwiGLU, quantized to format into dst
+ * (experts stacked; the scales apart for a split-scale format). */
+static bool make_weight(tool_rng *rng, moak_format f, int64_t experts, int64_t rows_one, int64_t cols, void **dst,
+                        size_t *size, void **scales, size_t *scales_size)
+{
+    *scales = NULL;
+    *scales_size = 0;
+    if (moak_format_scales_bytes(f, rows_one, cols) > 0)
+        return make_split_weight(rng, f, experts, rows_one, cols, dst, size, scales, scales_size);
+    const int64_t rows = experts * rows_one;
     size_t row_bytes = moak_format_row_bytes(f, cols);
     *size = row_bytes * (size_t)rows;
     *dst = malloc(*size ? *size : 1);
@@ -271,7 +305,8 @@ bool conform_make_inputs(const conform_case *c, moak_format f, uint64_t seed,
     bool ok = true;
     switch (c->op) {
     case CONFORM_MATMUL:
-        ok = make_weight(&rng, f, c->rows, c->cols, &in->w[0], &in->w_size[0]);
+        ok = make_weight(&rng, f, 1, c->rows, c->cols, &in->w[0], &in->w_size[0], &in->scales[0],
+                         &in->scales_size[0]);
         in->x = random_floats(&rng, c->m * c->cols, -1.0f, 1.0f);
         if (c->bias)
             ok &= (in->bias[0] = random_floats(&rng, c->rows, -0.5f, 0.5f)) != NULL;
@@ -279,9 +314,12 @@ bool conform_make_inputs(const conform_case *c, moak_format f, uint64_t seed,
         in->out_cols = c->rows;
         break;
     case CONFORM_MOE:
-        ok = make_weight(&rng, f, c->n_experts * c->inter, c->hidden, &in->w[0], &in->w_size[0]) &&
-             make_weight(&rng, f, c->n_experts * c->inter, c->hidden, &in->w[1], &in->w_size[1]) &&
-             make_weight(&rng, f, c->n_experts * c->hidden, c->inter, &in->w[2], &in->w_size[2]);
+        ok = make_weight(&rng, f, c->n_experts, c->inter, c->hidden, &in->w[0], &in->w_size[0], &in->scales[0],
+                         &in->scales_size[0]) &&
+             make_weight(&rng, f, c->n_experts, c->inter, c->hidden, &in->w[1], &in->w_size[1], &in->scales[1],
+                         &in->scales_size[1]) &&
+             make_weight(&rng, f, c->n_experts, c->hidden, c->inter, &in->w[2], &in->w_size[2], &in->scales[2],
+                         &in->scales_size[2]);
         if (ok && c->bias) {
             ok = (in->bias[0] = random_floats(&rng, c->n_experts * c->inter, -0.5f, 0.5f)) &&
                  (in->bias[1] = random_floats(&rng, c->n_experts * c->inter, -0.5f, 0.5f)) &&
@@ -367,6 +405,7 @@ void conform_free_inputs(conform_inputs *in)
 {
     for (int i = 0; i < 3; i++) {
         free(in->w[i]);
+        free(in->scales[i]);
         free(in->bias[i]);
     }
     for (int i = 0; i < CONFORM_MAX_SEQS; i++) {
@@ -470,7 +509,8 @@ static bool failed(conform_backend *b, moak_status st, const char *call, conform
 }
 
 static moak_status create_weight(conform_backend *b, moak_format f, int64_t experts, int64_t rows, int64_t cols,
-                                 const void *data, size_t size, const float *bias, moak_weight **w)
+                                 const void *data, size_t size, const void *scales, size_t scales_size,
+                                 const float *bias, moak_weight **w)
 {
     moak_weight_desc d = MOAK_WEIGHT_DESC_INIT;
     d.format = f;
@@ -479,6 +519,8 @@ static moak_status create_weight(conform_backend *b, moak_format f, int64_t expe
     d.cols = cols;
     d.data = data;
     d.data_size = size;
+    d.scales = scales;
+    d.scales_size = scales_size;
     d.bias = bias;
     return moak_weight_create(b->ctx, &d, w);
 }
@@ -511,7 +553,8 @@ static void run_matmul(conform_backend *b, const conform_case *c, const conform_
                        conform_result *res)
 {
     moak_weight *w = NULL;
-    if (failed(b, create_weight(b, in->format, 1, c->rows, c->cols, in->w[0], in->w_size[0], in->bias[0], &w),
+    if (failed(b, create_weight(b, in->format, 1, c->rows, c->cols, in->w[0], in->w_size[0], in->scales[0],
+                                in->scales_size[0], in->bias[0], &w),
                "moak_weight_create", res))
         return;
     if (!weight_elsewhere(b, c, in->format, w, res)) {
@@ -531,7 +574,7 @@ static void run_moe(conform_backend *b, const conform_case *c, const conform_inp
     bool ok = true;
     for (int i = 0; i < 3 && ok; i++) {
         ok = !failed(b, create_weight(b, in->format, c->n_experts, rows[i], cols[i], in->w[i], in->w_size[i],
-                                      in->bias[i], &w[i]),
+                                      in->scales[i], in->scales_size[i], in->bias[i], &w[i]),
                      "moak_weight_create", res) &&
              !weight_elsewhere(b, c, in->format, w[i], res);
     }

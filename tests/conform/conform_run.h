@@ -65,6 +65,8 @@ typedef struct conform_inputs {
     /* matmul: w0 [rows][row_bytes(cols)]; moe: w0 gate, w1 up, w2 down */
     void *w[3];
     size_t w_size[3];
+    void *scales[3];             /* the split-scale formats' scales tensors (else NULL) */
+    size_t scales_size[3];
     float *bias[3];              /* matmul: bias[0] [rows]; moe: [E][inter] x2, [E][hidden] */
     float *x;                    /* matmul/moe/rmsnorm/rope input; route: logits */
     int32_t *ids;                /* moe */

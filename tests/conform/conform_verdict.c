@@ -39,6 +39,14 @@ double conform_bound(conform_op op, moak_format format)
             return MOAK_BOUND_MATMUL_F16;
         if (format == MOAK_FORMAT_BF16)
             return MOAK_BOUND_MATMUL_BF16;
+        switch (format) {
+        case MOAK_FORMAT_FP8_E4M3_B128: return MOAK_BOUND_MATMUL_FP8_E4M3_B128;
+        case MOAK_FORMAT_MXFP4: return MOAK_BOUND_MATMUL_MXFP4;
+        case MOAK_FORMAT_MXFP4_ST: return MOAK_BOUND_MATMUL_MXFP4_ST;
+        case MOAK_FORMAT_I4_G32_CT: return MOAK_BOUND_MATMUL_I4_G32_CT;
+        case MOAK_FORMAT_NVFP4: return MOAK_BOUND_MATMUL_NVFP4;
+        default: break;
+        }
         return is_integer_format(format) ? MOAK_BOUND_MATMUL_INT : 0.0;
     case CONFORM_MOE:
         if (format == MOAK_FORMAT_F32)
@@ -47,6 +55,14 @@ double conform_bound(conform_op op, moak_format format)
             return MOAK_BOUND_MOE_F16;
         if (format == MOAK_FORMAT_BF16)
             return MOAK_BOUND_MOE_BF16;
+        switch (format) {
+        case MOAK_FORMAT_FP8_E4M3_B128: return MOAK_BOUND_MOE_FP8_E4M3_B128;
+        case MOAK_FORMAT_MXFP4: return MOAK_BOUND_MOE_MXFP4;
+        case MOAK_FORMAT_MXFP4_ST: return MOAK_BOUND_MOE_MXFP4_ST;
+        case MOAK_FORMAT_I4_G32_CT: return MOAK_BOUND_MOE_I4_G32_CT;
+        case MOAK_FORMAT_NVFP4: return MOAK_BOUND_MOE_NVFP4;
+        default: break;
+        }
         return is_integer_format(format) ? MOAK_BOUND_MOE_INT : 0.0;
     case CONFORM_ATTENTION:
         return format == MOAK_FORMAT_Q8_0 ? MOAK_BOUND_ATTENTION_Q8_0 : MOAK_BOUND_ATTENTION_FLOAT;

@@ -182,6 +182,8 @@ static bool neon_supports(void *state, const moak_op_shape *shape, char *why, si
         if (shape->op == MOAK_OP_MOE_FFN &&
             (shape->variant < MOAK_ACT_SILU_GLU || shape->variant > MOAK_ACT_SWIGLU_OAI))
             return decline(why, why_len, "neon: unknown MoE activation %d", (int)shape->variant);
+        if (shape->features & MOAK_FEATURE_GATE_UP_FUSED)
+            return decline(why, why_len, "neon: no fused gate/up weights yet");
         return true;
     case MOAK_OP_ATTENTION:
         /* Sparse attention and the indexer wait for the one CPU attention

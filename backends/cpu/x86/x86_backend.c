@@ -164,6 +164,8 @@ static bool x86_supports(void *state, const moak_op_shape *shape, char *why, siz
         if (shape->op == MOAK_OP_MOE_FFN &&
             (shape->variant < MOAK_ACT_SILU_GLU || shape->variant > MOAK_ACT_SWIGLU_OAI))
             return say(why, why_len, "%s: unknown MoE activation%s", level, "");
+        if (shape->features & MOAK_FEATURE_GATE_UP_FUSED)
+            return say(why, why_len, "%s: no fused gate/up weights yet%s", level, "");
         return true;
     }
     case MOAK_OP_GATED_DELTA:
