@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever moak_backend_ops, moak_backend_env or an args struct changes shape. */
-#define MOAK_BACKEND_ABI_VERSION 3
+#define MOAK_BACKEND_ABI_VERSION 4
 
 typedef enum moak_op {
     MOAK_OP_MATMUL = 0,          /* also asked at weight creation with m = 0 ("any m") */
