@@ -45,6 +45,8 @@ void run(benchmark::State &state, moak_format format, const Shape &s, int64_t ca
         a.n_heads = s.heads;
         a.head_dim_k = s.dk;
         a.head_dim_v = s.dv;
+        // absorbed MLA needs its scale: DeepSeek-V3's 1/sqrt(192) x YaRN mscale^2
+        a.scale = s.shared_v ? 0.13523378f : 0.0f;
         a.causal = 1;
         a.sinks = s.sinks ? sinks.data() : nullptr;
         int32_t seq = 0, len = static_cast<int32_t>(q_len);

@@ -652,9 +652,14 @@ typedef struct moak_attention_desc {
      * up to FLT_MAX: no backend forms scale * q.k or softcap * log2(e) where
      * it could overflow f32, and a cap far above the logits leaves them as
      * they are (tanh is not taken by a form that cancels for small x). */
-    float scale;                 /* logit scale; 0 means 1/sqrt(head_dim_k) */
+    float scale;                 /* logit scale; 0 means 1/sqrt(head_dim_k), except with a
+                                  * MOAK_KV_SHARED_V cache, where it must be given (absorbed
+                                  * MLA scales by the unabsorbed q/k head: DeepSeek-V3
+                                  * 1/sqrt(192) times its YaRN mscale squared) */
     int32_t causal;              /* 1: query at position p sees keys 0..p */
-    int32_t sliding_window;      /* 0 = none; else also requires p - j < sliding_window */
+    int32_t sliding_window;      /* 0 = none; else also requires p - j < sliding_window;
+                                  * only with causal = 1 (else an error: the window would
+                                  * not hide later tokens) */
     float softcap;               /* 0 = none; else s = softcap * tanh(s / softcap) */
     const float *sinks;          /* [n_heads] sink logits joined to each softmax, or NULL */
     /* ---- added after the first version: sparse attention (DeepSeek Sparse Attention) ---- */

@@ -37,6 +37,15 @@ static moak_status check_desc(moak_context *ctx, const moak_attention_desc *d, c
     if (d->head_dim_v != l->head_dim_v)
         return moak_error(ctx, MOAK_ERR_SHAPE_MISMATCH, "desc->head_dim_v: %d, but the cache's is %d",
                           (int)d->head_dim_v, (int)l->head_dim_v);
+    /* With a shared V (absorbed MLA) the key is the latent plus the rope part
+     * (576 dims in DeepSeek), while the model scales by its q/k head before
+     * absorption (1/sqrt(192) times YaRN's mscale squared): 1/sqrt(head_dim_k)
+     * is never right there, so no default is offered. */
+    if (d->scale == 0.0f && l->shared_v)
+        return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT,
+                          "desc->scale: must be given (> 0) with a MOAK_KV_SHARED_V cache: the default "
+                          "1/sqrt(head_dim_k) = 1/sqrt(%d) is not an absorbed-MLA model's scale",
+                          (int)l->head_dim_k);
     float scale = d->scale == 0.0f ? (float)(1.0 / sqrt((double)d->head_dim_k)) : d->scale;
     if (!moak_finite(scale) || scale <= 0.0f)
         return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT, "desc->scale: %g must be finite and > 0", d->scale);
@@ -45,6 +54,12 @@ static moak_status check_desc(moak_context *ctx, const moak_attention_desc *d, c
     if (d->sliding_window < 0)
         return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT, "desc->sliding_window: %d is negative (0 = none)",
                           (int)d->sliding_window);
+    /* The window bounds p - j from above only: without the causal mask a
+     * query would see every later token, which no windowed model does. */
+    if (d->sliding_window > 0 && !d->causal)
+        return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT,
+                          "desc->sliding_window: %d needs desc->causal = 1 (a window without the causal mask "
+                          "would let a query see later tokens)", (int)d->sliding_window);
     if (!moak_finite(d->softcap) || d->softcap < 0.0f)
         return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT, "desc->softcap: %g must be finite and >= 0 (0 = none)",
                           d->softcap);

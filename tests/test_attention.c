@@ -71,8 +71,9 @@ static const attn_case cases[] = {
      {{90, 1}, {30, 6}}, KV(MOAK_FORMAT_F32) | KV(MOAK_FORMAT_F16)},
     /* DeepSeek-V3 MLA absorbed decode: one latent KV head, K 512+64 = 576,
      * V = its first 512 dims (MOAK_KV_SHARED_V), 128 heads scaled to 16,
-     * scale 1/sqrt(192) (qk_nope 128 + qk_rope 64). */
-    {"deepseek-v3 mla decode", 16, 1, 576, 512, 1, 0, 0.07216878f, 1, 0, 0.0f, 0, 1.0, 4,
+     * scale 1/sqrt(192) (qk_nope 128 + qk_rope 64) times YaRN's mscale squared
+     * ((0.1 ln 40 + 1)^2: the scale is required with a shared V). */
+    {"deepseek-v3 mla decode", 16, 1, 576, 512, 1, 0, 0.13523378f, 1, 0, 0.0f, 0, 1.0, 4,
      {{1, 1}, {50, 1}, {129, 1}, {20, 5}}, ALL_KV},
     /* DeepSeek-V3 MLA prefill form: K head 192 (nope + rope), V head 128;
      * 128 heads scaled to 8. */

@@ -416,6 +416,14 @@ static void q_len_negative(void *p) { ((attn_fx *)p)->q_lens[1] = -1; }
 /* Seq 0 holds 20 tokens. */
 static void q_len_beyond_cache(void *p) { ((attn_fx *)p)->q_lens[1] = 21; }
 static void sink_nan(void *p) { ((attn_fx *)p)->sinks[5] = NAN; }
+/* Absorbed MLA (a shared-V cache) with scale 0: 1/sqrt(head_dim_k) is never
+ * the model's scale there, so it must be given. */
+static void shared_v_default_scale(void *p)
+{
+    attn_fx *f = p;
+    f->kv_arg = f->l->kv_shared;
+    f->desc.scale = 0.0f;
+}
 static void out_overlaps_q(void *p)
 {
     attn_fx *f = p;
@@ -447,6 +455,10 @@ static const t_bad_case attn_cases[] = {
     BAD_I32("causal 2", desc.causal, 2, MOAK_ERR_INVALID_ARGUMENT, "causal"),
     BAD_I32("sliding_window -1", desc.sliding_window, -1, MOAK_ERR_INVALID_ARGUMENT,
             "sliding_window"),
+    BAD_I32("sliding_window 8 without causal", desc.causal, 0, MOAK_ERR_INVALID_ARGUMENT,
+            "sliding_window"),
+    BAD_FN("shared-V cache with the default scale", shared_v_default_scale, MOAK_ERR_INVALID_ARGUMENT,
+           "scale"),
     BAD_F32("softcap -30", desc.softcap, -30.0, MOAK_ERR_INVALID_ARGUMENT, "softcap"),
     BAD_F32("softcap NaN", desc.softcap, NAN, MOAK_ERR_INVALID_ARGUMENT, "softcap"),
     BAD_FN("sinks[5] NaN", sink_nan, MOAK_ERR_INVALID_ARGUMENT, "sinks"),

@@ -52,11 +52,20 @@ typedef struct seq_data {
     double *kr, *vr;             /* as stored */
 } seq_data;
 
+/* The logit scale passed and checked: a shared-V (absorbed MLA) cache needs
+ * an explicit one, DeepSeek-V3's 1/sqrt(192) times YaRN's mscale squared
+ * ((0.1 ln 40 + 1)^2); the others use 1/sqrt(dk). */
+static double case_scale(const split_case *c)
+{
+    return c->shared_v ? 1.0 / sqrt(192.0) * (1.0 + 0.1 * log(40.0)) * (1.0 + 0.1 * log(40.0))
+                       : 1.0 / sqrt((double)c->dk);
+}
+
 static void oracle(const split_case *c, const seq_data *s, const float *q, const float *sinks,
                    double *out)
 {
     const int32_t group = c->n_heads / c->n_kv_heads;
-    const double scale = 1.0 / sqrt((double)c->dk);
+    const double scale = (double)(float)case_scale(c);
     int64_t max_len = 1;
     for (int i = 0; i < c->n_seqs; i++)
         max_len = c->lens[i] > max_len ? c->lens[i] : max_len;
@@ -138,6 +147,7 @@ static moak_status run_on(moak_context *ctx, const split_case *c, moak_format f,
         ad.n_heads = c->n_heads;
         ad.head_dim_k = c->dk;
         ad.head_dim_v = c->dv;
+        ad.scale = (float)case_scale(c);
         ad.causal = 1;
         ad.sliding_window = c->window;
         ad.softcap = c->softcap;

@@ -696,6 +696,8 @@ static bool add_random(expand_ctx *x, tool_rng *rng, conform_op op, int index)
         c->softcap = tool_rng_range(rng, 0, 2) ? 0.0f : (float)tool_rng_uniform(rng, 20.0, 50.0);
         c->sinks = tool_rng_range(rng, 0, 1);
         c->causal = tool_rng_range(rng, 0, 4) != 0;
+        if (!c->causal)
+            c->sliding_window = 0; /* a window needs the causal mask (moak.h) */
         break;
     }
     case CONFORM_INDEXER: {
