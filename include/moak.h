@@ -852,19 +852,54 @@ typedef enum moak_rope_layout {
     MOAK_ROPE_GPTJ = 1
 } moak_rope_layout;
 
+/* How the model rescales RoPE's frequencies for a longer context than it was
+ * pretrained on.  With f = base^(-2i/rotary_dim), i < rotary_dim/2, and the
+ * fields of moak_rope_desc below (factor F, original context L):
+ *
+ * YARN (DeepSeek-V3/V3.2, Kimi K2, gpt-oss; the YaRN paper):
+ *   d(b) = rotary_dim * ln(L / (2 pi b)) / (2 ln base)   (the dim turning b times in L)
+ *   lo = d(beta_fast), hi = d(beta_slow), rounded down/up to whole dims unless
+ *   yarn_exact_range; lo = max(lo, 0), hi = min(hi, rotary_dim - 1), hi += 0.001 if equal;
+ *   r = clamp((i - lo) / (hi - lo), 0, 1);  f' = f / F * r + f * (1 - r);
+ *   cos and sin are multiplied by the attention factor A: attention_factor
+ *   when given, else m(F, mscale) / m(F, mscale_all_dim) when both are given,
+ *   else m(F, 1), with m(F, s) = 0.1 s ln F + 1 (1 when F <= 1).
+ * LLAMA3 (Llama-3.1 / 3.2 / 3.3): with the wavelength w = 2 pi / f,
+ *   f' = f where w < L / high_freq_factor, f / F where w > L / low_freq_factor,
+ *   else (1 - s) f / F + s f with s = (L / w - low) / (high - low).
+ * These are transformers' "yarn" and "llama3" rope types. */
+typedef enum moak_rope_scaling {
+    MOAK_ROPE_SCALING_NONE = 0,
+    MOAK_ROPE_SCALING_YARN = 1,
+    MOAK_ROPE_SCALING_LLAMA3 = 2
+} moak_rope_scaling;
+
 typedef struct moak_rope_desc {
     size_t struct_size;
     moak_rope_layout layout;
     int32_t head_dim;
     int32_t rotary_dim;          /* even, <= head_dim; 0 = head_dim; the rest passes through */
     float theta_base;            /* 0 means 10000 */
-    float position_scale;        /* angle = position * position_scale * base^(-2i/rotary_dim); 0 means 1 */
+    float position_scale;        /* angle = position * position_scale * f_i; 0 means 1 */
+    /* Optional (added later: a shorter struct_size leaves them 0 = no scaling). */
+    moak_rope_scaling scaling;   /* MOAK_ROPE_SCALING_NONE: the fields below must stay 0 */
+    float scaling_factor;        /* F, "factor": finite, >= 1 (YARN, LLAMA3) */
+    int32_t original_max_position; /* L, "original_max_position_embeddings": >= 1 (YARN, LLAMA3) */
+    float beta_fast;             /* YARN: 0 means 32 */
+    float beta_slow;             /* YARN: 0 means 1; 0 < beta_slow <= beta_fast */
+    float mscale;                /* YARN: 0 = not given */
+    float mscale_all_dim;        /* YARN: 0 = not given */
+    float attention_factor;      /* YARN: 0 = derived as above; else > 0 */
+    int32_t yarn_exact_range;    /* YARN: 1 = lo/hi not rounded (gpt-oss's "truncate": false) */
+    float low_freq_factor;       /* LLAMA3: 0 means 1 */
+    float high_freq_factor;      /* LLAMA3: 0 means 4; > low_freq_factor */
 } moak_rope_desc;
 
 #define MOAK_ROPE_DESC_INIT MOAK_STRUCT_INIT(moak_rope_desc)
 
 /* x, y: [n_tokens][n_heads][head_dim]; positions: [n_tokens] (>= 0).  In place allowed.
- * Bound: 1e-5 of rms(ref row) (angles are computed in double by the reference). */
+ * Bound: 1e-5 of rms(ref row) times the attention factor (angles are computed
+ * in double by the reference). */
 #define MOAK_BOUND_ROPE 1e-5
 MOAK_API moak_status moak_rope(moak_context *ctx, const moak_rope_desc *desc,
                                const float *x, int64_t n_tokens,

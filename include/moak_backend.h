@@ -291,6 +291,12 @@ typedef struct moak_rope_args {
     int32_t n_heads;
     const int32_t *positions;
     float *y;                    /* may equal x */
+    /* f_i of moak.h after the desc's frequency scaling, in double: the
+     * backends take these instead of computing base^(-2i/rotary_dim), so
+     * YaRN's and Llama-3's rules live once (lib/rope_freqs.c).
+     * angle_i = positions[t] * position_scale * inv_freq[i]. */
+    const double *inv_freq;      /* [rotary_dim / 2] */
+    double attention_factor;     /* multiplies cos and sin (YaRN's mscale; else 1) */
 } moak_rope_args;
 
 /* ---- the table ----------------------------------------------------------- */

@@ -210,4 +210,11 @@ static inline bool moak_finite(float v) { return v == v && v - v == 0.0f; }
 moak_status moak_check_struct_size(moak_context *ctx, size_t struct_size,
                                    size_t min_size, const char *name);
 
+/* RoPE (lib/rope_freqs.c): read a moak_rope_desc of either version into a
+ * whole one (later fields 0) and check its frequency-scaling fields; then
+ * the rotary_dim/2 frequencies after scaling (malloc'd; NULL when out of
+ * memory) and the factor on cos/sin. */
+moak_status moak_rope_read_desc(moak_context *ctx, const moak_rope_desc *desc, moak_rope_desc *out);
+double *moak_rope_freqs(const moak_rope_desc *d, int32_t rot, double base, double *attention_factor);
+
 #endif

@@ -25,4 +25,5 @@ libmoak_la_SOURCES += \
 	lib/op_attention.c \
 	lib/op_norm_rope.c \
 	lib/linear_state.c \
-	lib/op_gated_delta.c
+	lib/op_gated_delta.c \
+	lib/rope_freqs.c

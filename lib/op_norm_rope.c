@@ -1,6 +1,7 @@
 /* moak_rmsnorm and moak_rope: validation and dispatch. */
 #include "config.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -72,9 +73,11 @@ static moak_status rope_locked(moak_context *ctx, const moak_rope_desc *desc, co
                                int32_t n_heads, const int32_t *positions, float *y)
 {
     MOAK_CHECK_NULL(ctx, desc, "desc");
-    moak_status st = moak_check_struct_size(ctx, desc->struct_size, sizeof(moak_rope_desc), "desc");
+    moak_rope_desc whole; /* the caller's struct_size worth, the rest 0 */
+    moak_status st = moak_rope_read_desc(ctx, desc, &whole);
     if (st != MOAK_OK)
         return st;
+    desc = &whole;
     if ((unsigned)desc->layout > MOAK_ROPE_GPTJ)
         return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT, "desc->layout: %d is not a moak_rope_layout",
                           (int)desc->layout);
@@ -110,7 +113,13 @@ static moak_status rope_locked(moak_context *ctx, const moak_rope_desc *desc, co
         if (positions[t] < 0)
             return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT, "positions[%lld]: %d is negative", (long long)t,
                               (int)positions[t]);
-    moak_rope_args a = {desc->layout, desc->head_dim, rot, base, pscale, x, n_tokens, n_heads, positions, y};
+    double attention_factor;
+    double *inv_freq = moak_rope_freqs(desc, rot, base, &attention_factor);
+    if (!inv_freq)
+        return moak_error(ctx, MOAK_ERR_OUT_OF_MEMORY, "desc->rotary_dim: out of memory for %d frequencies",
+                          (int)(rot / 2));
+    moak_rope_args a = {desc->layout, desc->head_dim, rot, base, pscale, x, n_tokens, n_heads, positions, y,
+                        inv_freq, attention_factor};
     moak_op_shape shape;
     memset(&shape, 0, sizeof(shape));
     shape.op = MOAK_OP_ROPE;
@@ -118,7 +127,9 @@ static moak_status rope_locked(moak_context *ctx, const moak_rope_desc *desc, co
     shape.n = desc->head_dim;
     shape.n_heads = n_heads;
     shape.variant = desc->layout;
-    return run_simple(ctx, &shape, &a);
+    st = run_simple(ctx, &shape, &a);
+    free(inv_freq);
+    return st;
 }
 
 MOAK_API moak_status moak_rope(moak_context *ctx, const moak_rope_desc *desc, const float *x, int64_t n_tokens,

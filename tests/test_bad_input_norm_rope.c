@@ -135,6 +135,38 @@ static const moak_context *rope_message_ctx(void *p) { return ((rope_fx *)p)->ct
 
 static void rope_y_overlaps_x(void *p) { ((rope_fx *)p)->y_arg = ((rope_fx *)p)->buf + 64; }
 static void position_negative(void *p) { ((rope_fx *)p)->positions[2] = -5; }
+/* A valid DeepSeek-V3 YaRN (factor 40 over 4096) and Llama-3.1 rule, each
+ * then broken in one field. */
+static void yarn(rope_fx *f)
+{
+    f->desc.scaling = MOAK_ROPE_SCALING_YARN;
+    f->desc.scaling_factor = 40.0f;
+    f->desc.original_max_position = 4096;
+    f->desc.beta_fast = 32.0f;
+    f->desc.beta_slow = 1.0f;
+}
+static void llama3(rope_fx *f)
+{
+    f->desc.scaling = MOAK_ROPE_SCALING_LLAMA3;
+    f->desc.scaling_factor = 8.0f;
+    f->desc.original_max_position = 8192;
+    f->desc.low_freq_factor = 1.0f;
+    f->desc.high_freq_factor = 4.0f;
+}
+static void yarn_factor_below_1(void *p) { yarn(p); ((rope_fx *)p)->desc.scaling_factor = 0.5f; }
+static void yarn_factor_nan(void *p) { yarn(p); ((rope_fx *)p)->desc.scaling_factor = NAN; }
+static void yarn_no_original(void *p) { yarn(p); ((rope_fx *)p)->desc.original_max_position = 0; }
+static void yarn_betas_swapped(void *p) { yarn(p); ((rope_fx *)p)->desc.beta_slow = 40.0f; }
+static void yarn_beta_fast_inf(void *p) { yarn(p); ((rope_fx *)p)->desc.beta_fast = INFINITY; }
+static void yarn_attention_negative(void *p) { yarn(p); ((rope_fx *)p)->desc.attention_factor = -1.0f; }
+static void yarn_mscale_nan(void *p) { yarn(p); ((rope_fx *)p)->desc.mscale_all_dim = NAN; }
+static void yarn_exact_range_2(void *p) { yarn(p); ((rope_fx *)p)->desc.yarn_exact_range = 2; }
+static void yarn_with_llama3_field(void *p) { yarn(p); ((rope_fx *)p)->desc.high_freq_factor = 4.0f; }
+static void llama3_high_not_above_low(void *p) { llama3(p); ((rope_fx *)p)->desc.high_freq_factor = 1.0f; }
+static void llama3_with_yarn_field(void *p) { llama3(p); ((rope_fx *)p)->desc.beta_fast = 32.0f; }
+static void llama3_exact_range(void *p) { llama3(p); ((rope_fx *)p)->desc.yarn_exact_range = 1; }
+static void none_with_factor(void *p) { ((rope_fx *)p)->desc.scaling_factor = 4.0f; }
+static void none_with_original(void *p) { ((rope_fx *)p)->desc.original_max_position = 4096; }
 
 #define FX rope_fx
 static const t_bad_case rope_cases[] = {
@@ -144,6 +176,30 @@ static const t_bad_case rope_cases[] = {
     BAD_SIZE("struct_size 0", desc.struct_size, 0, MOAK_ERR_STRUCT_SIZE, "struct_size"),
     BAD_SIZE("struct_size one short", desc.struct_size, sizeof(moak_rope_desc) - 1,
              MOAK_ERR_STRUCT_SIZE, "struct_size"),
+    BAD_SIZE("struct_size between the first version and the whole",
+             desc.struct_size, offsetof(moak_rope_desc, scaling) + sizeof(int32_t), MOAK_ERR_STRUCT_SIZE,
+             "struct_size"),
+    BAD_I32("scaling 3", desc.scaling, 3, MOAK_ERR_INVALID_ARGUMENT, "scaling"),
+    BAD_FN("yarn factor 0.5", yarn_factor_below_1, MOAK_ERR_INVALID_ARGUMENT, "scaling_factor"),
+    BAD_FN("yarn factor NaN", yarn_factor_nan, MOAK_ERR_INVALID_ARGUMENT, "scaling_factor"),
+    BAD_FN("yarn original_max_position 0", yarn_no_original, MOAK_ERR_INVALID_ARGUMENT,
+           "original_max_position"),
+    BAD_FN("yarn beta_slow 40 > beta_fast 32", yarn_betas_swapped, MOAK_ERR_INVALID_ARGUMENT, "beta_slow"),
+    BAD_FN("yarn beta_fast inf", yarn_beta_fast_inf, MOAK_ERR_INVALID_ARGUMENT, "beta_fast"),
+    BAD_FN("yarn attention_factor -1", yarn_attention_negative, MOAK_ERR_INVALID_ARGUMENT,
+           "attention_factor"),
+    BAD_FN("yarn mscale_all_dim NaN", yarn_mscale_nan, MOAK_ERR_INVALID_ARGUMENT, "mscale_all_dim"),
+    BAD_FN("yarn_exact_range 2", yarn_exact_range_2, MOAK_ERR_INVALID_ARGUMENT, "yarn_exact_range"),
+    BAD_FN("yarn with high_freq_factor set", yarn_with_llama3_field, MOAK_ERR_INVALID_ARGUMENT,
+           "high_freq_factor"),
+    BAD_FN("llama3 high_freq_factor 1 <= low 1", llama3_high_not_above_low, MOAK_ERR_INVALID_ARGUMENT,
+           "high_freq_factor"),
+    BAD_FN("llama3 with beta_fast set", llama3_with_yarn_field, MOAK_ERR_INVALID_ARGUMENT, "beta_fast"),
+    BAD_FN("llama3 with yarn_exact_range set", llama3_exact_range, MOAK_ERR_INVALID_ARGUMENT,
+           "yarn_exact_range"),
+    BAD_FN("no scaling but scaling_factor 4", none_with_factor, MOAK_ERR_INVALID_ARGUMENT, "scaling_factor"),
+    BAD_FN("no scaling but original_max_position 4096", none_with_original, MOAK_ERR_INVALID_ARGUMENT,
+           "original_max_position"),
     BAD_I32("layout 2", desc.layout, 2, MOAK_ERR_INVALID_ARGUMENT, "layout"),
     BAD_I32("layout -1", desc.layout, -1, MOAK_ERR_INVALID_ARGUMENT, "layout"),
     BAD_I32("head_dim 0", desc.head_dim, 0, MOAK_ERR_INVALID_ARGUMENT, "head_dim"),

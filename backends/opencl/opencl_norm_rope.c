@@ -47,29 +47,23 @@ moak_status ocl_rmsnorm(void *state, const moak_rmsnorm_args *args)
     return ocl_call_end(&call, status);
 }
 
-/* cos/sin of every (token, pair) in double, as the reference does. */
+/* cos/sin of every (token, pair) in double, as the reference does, from
+ * the core's scaled frequencies, times the attention factor. */
 static float *rope_table(const moak_rope_args *args)
 {
     const size_t half = (size_t)args->rotary_dim / 2;
     float *cs = malloc((size_t)args->n_tokens * (half ? half : 1) * 2 * sizeof(float));
-    double *inv_freq = malloc((half ? half : 1) * sizeof(double));
-    if (!cs || !inv_freq) {
-        free(cs);
-        free(inv_freq);
+    if (!cs)
         return NULL;
-    }
-    for (size_t i = 0; i < half; i++)
-        inv_freq[i] = pow((double)args->theta_base, -2.0 * (double)i / (double)args->rotary_dim);
     for (int64_t t = 0; t < args->n_tokens; t++) {
         const double pos = (double)args->positions[t] * (double)args->position_scale;
         float *row = cs + (size_t)t * half * 2;
         for (size_t i = 0; i < half; i++) {
-            const double angle = pos * inv_freq[i];
-            row[2 * i] = (float)cos(angle);
-            row[2 * i + 1] = (float)sin(angle);
+            const double angle = pos * args->inv_freq[i];
+            row[2 * i] = (float)(cos(angle) * args->attention_factor);
+            row[2 * i + 1] = (float)(sin(angle) * args->attention_factor);
         }
     }
-    free(inv_freq);
     return cs;
 }
 

@@ -6,9 +6,12 @@
  * RMSNorm:  y[r][i] = x[r][i] / sqrt(sum_i x[r][i]^2 / dim + eps) * gamma[i]
  *           (sum of squares in double, gamma NULL = ones).
  * RoPE:     for i < rotary_dim/2, with the angle
- *               a = pos * position_scale * theta_base^(-2i / rotary_dim)
- *           computed in double, the pair (x0, x1) becomes
- *               (x0 cos a - x1 sin a,  x0 sin a + x1 cos a)
+ *               a = pos * position_scale * f_i
+ *           (f_i = theta_base^(-2i / rotary_dim) after the desc's YaRN or
+ *           Llama-3 scaling, in double from lib/rope_freqs.c) and the
+ *           attention factor A (YaRN's; else 1), all in double, the pair
+ *           (x0, x1) becomes
+ *               A (x0 cos a - x1 sin a,  x0 sin a + x1 cos a)
  *           where the pair is (i, i + rotary_dim/2) for NEOX and (2i, 2i+1)
  *           for GPTJ.  Dims from rotary_dim on pass through unchanged.
  */
@@ -57,16 +60,10 @@ moak_status ref_rmsnorm(void *state, const moak_rmsnorm_args *args)
 
 /* ---- RoPE ---------------------------------------------------------------------- */
 
-typedef struct rope_job {
-    const moak_rope_args *args;
-    const double *inv_freq;      /* [rotary_dim / 2]: theta_base^(-2i / rotary_dim) */
-} rope_job;
-
 static void rope_task(void *arg, int64_t task, int32_t thread)
 {
     (void)thread;
-    const rope_job *job = arg;
-    const moak_rope_args *args = job->args;
+    const moak_rope_args *args = arg;
     const int32_t head_dim = args->head_dim;
     const int32_t half = args->rotary_dim / 2;
     const int64_t first = task * REF_ROPE_TOKENS_PER_TASK;
@@ -83,8 +80,9 @@ static void rope_task(void *arg, int64_t task, int32_t thread)
             for (int32_t i = 0; i < half; i++) {
                 const int32_t i0 = args->layout == MOAK_ROPE_NEOX ? i : 2 * i;
                 const int32_t i1 = args->layout == MOAK_ROPE_NEOX ? i + half : 2 * i + 1;
-                const double angle = pos * job->inv_freq[i];
-                const double c = cos(angle), s = sin(angle);
+                const double angle = pos * args->inv_freq[i];
+                const double c = cos(angle) * args->attention_factor;
+                const double s = sin(angle) * args->attention_factor;
                 const double x0 = x[i0], x1 = x[i1]; /* both read before either store */
                 y[i0] = (float)(x0 * c - x1 * s);
                 y[i1] = (float)(x0 * s + x1 * c);
@@ -99,17 +97,7 @@ static void rope_task(void *arg, int64_t task, int32_t thread)
 moak_status ref_rope(void *state, const moak_rope_args *args)
 {
     const ref_state *st = state;
-    const int32_t half = args->rotary_dim / 2;
-    rope_job job;
-    job.args = args;
-    double *inv_freq = ref_alloc_array((size_t)half, sizeof(double));
-    if (!inv_freq)
-        return ref_out_of_memory(st, "RoPE frequencies");
-    for (int32_t i = 0; i < half; i++)
-        inv_freq[i] = pow((double)args->theta_base, -2.0 * (double)i / (double)args->rotary_dim);
-    job.inv_freq = inv_freq;
     ref_parallel_for(st, (args->n_tokens + REF_ROPE_TOKENS_PER_TASK - 1) / REF_ROPE_TOKENS_PER_TASK,
-                     rope_task, &job);
-    free(inv_freq);
+                     rope_task, (void *)args);
     return MOAK_OK;
 }

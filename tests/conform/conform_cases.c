@@ -139,8 +139,11 @@ void conform_describe_shape(const conform_case *c, char *buf, size_t len)
         snprintf(buf, len, "rows=%lld dim=%lld%s", (long long)c->rows, (long long)c->cols, c->gamma ? "" : " no-gamma");
         break;
     case CONFORM_ROPE:
-        snprintf(buf, len, "t=%lld h=%d d=%d rot=%d %s", (long long)c->tokens, (int)c->n_heads, (int)c->head_dim,
-                 (int)c->rotary_dim, c->rope_layout == MOAK_ROPE_GPTJ ? "gptj" : "neox");
+        snprintf(buf, len, "t=%lld h=%d d=%d rot=%d %s%s", (long long)c->tokens, (int)c->n_heads, (int)c->head_dim,
+                 (int)c->rotary_dim, c->rope_layout == MOAK_ROPE_GPTJ ? "gptj" : "neox",
+                 c->rope_scaling == MOAK_ROPE_SCALING_YARN     ? " yarn"
+                 : c->rope_scaling == MOAK_ROPE_SCALING_LLAMA3 ? " llama3"
+                                                               : "");
         break;
     default:
         snprintf(buf, len, "?");
@@ -242,6 +245,28 @@ static bool parse_activation(const char *s, moak_activation *a)
 static moak_rope_layout parse_layout(const char *s)
 {
     return strcmp(s, "gptj") == 0 ? MOAK_ROPE_GPTJ : MOAK_ROPE_NEOX;
+}
+
+/* "rope_scaling": {"type": "yarn" | "llama3", ...} with config.json's keys;
+ * an absent object leaves the case unscaled. */
+static void parse_rope_scaling(const json_t *parent, conform_case *c)
+{
+    const json_t *s = json_object_get(parent, "rope_scaling");
+    if (!json_is_object(s))
+        return;
+    const char *type = get_str(s, "type", "");
+    c->rope_scaling = strcmp(type, "yarn") == 0     ? MOAK_ROPE_SCALING_YARN
+                      : strcmp(type, "llama3") == 0 ? MOAK_ROPE_SCALING_LLAMA3
+                                                    : MOAK_ROPE_SCALING_NONE;
+    c->rope_factor = (float)get_num(s, "factor", 0.0);
+    c->rope_original = (int32_t)get_int(s, "original_max_position_embeddings", 0);
+    c->rope_beta_fast = (float)get_num(s, "beta_fast", 0.0);
+    c->rope_beta_slow = (float)get_num(s, "beta_slow", 0.0);
+    c->rope_mscale = (float)get_num(s, "mscale", 0.0);
+    c->rope_mscale_all_dim = (float)get_num(s, "mscale_all_dim", 0.0);
+    c->rope_no_truncate = !get_bool(s, "truncate", true);
+    c->rope_low_freq = (float)get_num(s, "low_freq_factor", 0.0);
+    c->rope_high_freq = (float)get_num(s, "high_freq_factor", 0.0);
 }
 
 /* A list of format names as a mask; 0 = no list. */
@@ -468,6 +493,15 @@ static bool expand_attention(expand_ctx *x, const json_t *m, const char *model, 
             c->head_dim_v = latent;
             c->shared_v = true;
             c->scale = (float)(1.0 / sqrt((double)(nope + rope)));
+            /* with YaRN's mscale_all_dim the model multiplies its logit
+             * scale by mscale^2 (DeepSeek-V3: (0.1 ln 40 + 1)^2) */
+            const json_t *rs = json_object_get(a, "rope_scaling");
+            double all_dim = json_is_object(rs) ? get_num(rs, "mscale_all_dim", 0.0) : 0.0;
+            double factor = json_is_object(rs) ? get_num(rs, "factor", 1.0) : 1.0;
+            if (all_dim != 0.0 && factor > 1.0) {
+                double mscale = 0.1 * all_dim * log(factor) + 1.0;
+                c->scale = (float)(c->scale * mscale * mscale);
+            }
             c->n_seqs = 2;
             c->seq_lens[0] = MLA_LEN_A(q);
             c->seq_lens[1] = MLA_LEN_B(q);
@@ -486,7 +520,8 @@ static bool expand_attention(expand_ctx *x, const json_t *m, const char *model, 
             c->rotary_dim = rope;
             c->rope_layout = layout;
             c->rope_theta = (float)theta;
-            c->max_position = 32768;
+            parse_rope_scaling(a, c);
+            c->max_position = c->rope_scaling ? 163839 : 32768;
         }
     } else {
         int32_t n_kv = (int32_t)get_int(a, "n_kv_heads", 0);
@@ -530,7 +565,9 @@ static bool expand_attention(expand_ctx *x, const json_t *m, const char *model, 
             c->rotary_dim = (int32_t)get_int(a, "rotary_dim", d);
             c->rope_layout = layout;
             c->rope_theta = (float)theta;
-            c->max_position = 32768;
+            parse_rope_scaling(a, c);
+            /* a scaled rope is there for positions past the original context */
+            c->max_position = c->rope_scaling ? 131071 : 32768;
         }
     }
     if (wanted(x, CONFORM_RMSNORM, quick, "rmsnorm")) {
@@ -624,6 +661,7 @@ static bool expand_edge(expand_ctx *x, const json_t *e)
         c->rope_theta = (float)get_num(e, "rope_theta", 10000.0);
         c->position_scale = (float)get_num(e, "position_scale", 0.0);
         c->max_position = (int32_t)get_int(e, "max_position", 4096);
+        parse_rope_scaling(e, c);
         break;
     default:
         break;

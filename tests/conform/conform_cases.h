@@ -64,6 +64,13 @@ typedef struct conform_case {
     moak_rope_layout rope_layout;
     float rope_theta, position_scale;
     int32_t max_position;
+    /* the model's context extension ("rope_scaling" in cases.json, with the
+     * keys of its config.json), passed to moak_rope as moak.h defines it */
+    moak_rope_scaling rope_scaling;
+    float rope_factor, rope_beta_fast, rope_beta_slow, rope_mscale, rope_mscale_all_dim;
+    float rope_low_freq, rope_high_freq;
+    int32_t rope_original;
+    bool rope_no_truncate;
 } conform_case;
 
 typedef struct conform_case_list {

@@ -704,6 +704,21 @@ static void run_rope(conform_backend *b, const conform_case *c, const conform_in
     d.rotary_dim = c->rotary_dim;
     d.theta_base = c->rope_theta;
     d.position_scale = c->position_scale;
+    d.scaling = c->rope_scaling;
+    if (c->rope_scaling != MOAK_ROPE_SCALING_NONE) {
+        d.scaling_factor = c->rope_factor;
+        d.original_max_position = c->rope_original;
+    }
+    if (c->rope_scaling == MOAK_ROPE_SCALING_YARN) {
+        d.beta_fast = c->rope_beta_fast;
+        d.beta_slow = c->rope_beta_slow;
+        d.mscale = c->rope_mscale;
+        d.mscale_all_dim = c->rope_mscale_all_dim;
+        d.yarn_exact_range = c->rope_no_truncate;
+    } else if (c->rope_scaling == MOAK_ROPE_SCALING_LLAMA3) {
+        d.low_freq_factor = c->rope_low_freq;
+        d.high_freq_factor = c->rope_high_freq;
+    }
     double t0 = tool_now();
     moak_status st = moak_rope(b->ctx, &d, in->x, c->tokens, c->n_heads, in->positions, out->y);
     res->seconds = tool_now() - t0;

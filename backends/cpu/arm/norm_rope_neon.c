@@ -6,8 +6,9 @@
  * f32 products widened exactly), so the row's scale carries no f32 rounding
  * of long sums; y = x * (float)(1 / sqrt(mean + eps)) * gamma in f32, within
  * a few ulp of the reference.
- * RoPE: the angles pos * position_scale * base^(-2i / rotary_dim) and their
- * cos/sin are computed in double once per token (an f32 angle would be off
+ * RoPE: the angles pos * position_scale * f_i (f_i from the core, after
+ * YaRN / Llama-3 scaling) and their cos/sin, times the attention factor,
+ * are computed in double once per token (an f32 angle would be off
  * by pos * 2^-24 radians, far outside MOAK_BOUND_ROPE at long positions),
  * rounded to f32, and applied to every head four pairs at a time (GPT-J's
  * interleaved pairs with ld2/st2).
@@ -85,7 +86,6 @@ moak_status neon_rmsnorm(void *state, const moak_rmsnorm_args *args)
 
 typedef struct rope_job {
     const moak_rope_args *args;
-    const double *inv_freq;      /* [rotary_dim / 2] */
     int64_t tokens_per_task;
     const neon_state *st;
 } rope_job;
@@ -136,9 +136,9 @@ static void rope_task(void *arg, int64_t task, int32_t thread)
     for (int64_t t = first; t < last; t++) {
         const double pos = (double)a->positions[t] * (double)a->position_scale;
         for (int32_t i = 0; i < half; i++) {
-            const double angle = pos * job->inv_freq[i];
-            cs[i] = (float)cos(angle);
-            sn[i] = (float)sin(angle);
+            const double angle = pos * a->inv_freq[i];
+            cs[i] = (float)(cos(angle) * a->attention_factor);
+            sn[i] = (float)(sin(angle) * a->attention_factor);
         }
         for (int32_t h = 0; h < a->n_heads; h++) {
             const size_t row = ((size_t)t * (size_t)a->n_heads + (size_t)h) * (size_t)a->head_dim;
@@ -154,16 +154,10 @@ moak_status neon_rope(void *state, const moak_rope_args *args)
     moak_status s = neon_reserve_scratch(st, (size_t)(2 * half + 1) * sizeof(float), "RoPE angles");
     if (s != MOAK_OK)
         return s;
-    double *inv_freq = malloc((size_t)(half > 0 ? half : 1) * sizeof(double));
-    if (!inv_freq)
-        return neon_error(st, MOAK_ERR_OUT_OF_MEMORY, "out of memory for RoPE frequencies");
-    for (int32_t i = 0; i < half; i++)
-        inv_freq[i] = pow((double)args->theta_base, -2.0 * (double)i / (double)args->rotary_dim);
     const int64_t per_token = (int64_t)args->n_heads * args->head_dim;
-    rope_job job = {args, inv_freq, ROPE_ELEMS_PER_TASK / (per_token > 0 ? per_token : 1), st};
+    rope_job job = {args, ROPE_ELEMS_PER_TASK / (per_token > 0 ? per_token : 1), st};
     if (job.tokens_per_task < 1)
         job.tokens_per_task = 1;
     neon_parallel_for(st, (args->n_tokens + job.tokens_per_task - 1) / job.tokens_per_task, rope_task, &job);
-    free(inv_freq);
     return MOAK_OK;
 }

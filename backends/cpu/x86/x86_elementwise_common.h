@@ -13,8 +13,9 @@
  *   routing   scores and selection scores in double, as the reference, so
  *             the chosen ids only differ on double-rounding ties;
  *   RMSNorm   sum of squares in double, the scaling in f32 (a few ulp);
- *   RoPE      angles pos * scale * base^(-2i/rotary) in double and their
- *             sin/cos by a double-precision kernel (libm beyond its range),
+ *   RoPE      angles pos * scale * f_i in double (f_i from the core, after
+ *             YaRN / Llama-3 scaling) and their sin/cos by a double-precision
+ *             kernel (libm beyond its range), times the attention factor,
  *             cached per token for all heads; the rotation in f32.
  */
 #ifndef MOAK_X86_ELEMENTWISE_COMMON_H
@@ -213,7 +214,6 @@ typedef struct x86_rope_job {
     const moak_rope_args *args;
     const x86_elementwise_kernels *kern;
     moak_x86_state *st;
-    const double *inv_freq;      /* [half] */
     int64_t tokens_per_task;
 } x86_rope_job;
 
@@ -232,7 +232,12 @@ static void x86_rope_task(void *arg, int64_t task, int32_t thread)
         last = args->n_tokens;
     for (int64_t t = task * job->tokens_per_task; t < last; t++) {
         const double pos = (double)args->positions[t] * (double)args->position_scale;
-        job->kern->rope_angles(pos, job->inv_freq, half, cos_t, sin_t);
+        job->kern->rope_angles(pos, args->inv_freq, half, cos_t, sin_t);
+        if (args->attention_factor != 1.0) /* YaRN's mscale on cos and sin */
+            for (int32_t i = 0; i < half; i++) {
+                cos_t[i] = (float)((double)cos_t[i] * args->attention_factor);
+                sin_t[i] = (float)((double)sin_t[i] * args->attention_factor);
+            }
         for (int32_t h = 0; h < args->n_heads; h++) {
             const size_t row = ((size_t)t * (size_t)args->n_heads + (size_t)h) * (size_t)head_dim;
             job->kern->rope_rotate(args->layout, args->x + row, cos_t, sin_t, half, args->y + row);
@@ -249,22 +254,15 @@ static inline moak_status x86_rope_run(moak_x86_state *st, const moak_rope_args 
     if (args->n_tokens == 0)
         return MOAK_OK;
     const int32_t half = args->rotary_dim / 2;
-    double *inv_freq = malloc(((size_t)half + 1) * sizeof(double));
-    if (!inv_freq)
-        return st->env.error(st->env.log_ctx, MOAK_ERR_OUT_OF_MEMORY,
-                             "%s: out of memory for RoPE frequencies", kern->name);
     moak_status status =
         x86_reserve_all(st, 2 * (((size_t)half + 15) & ~(size_t)15) * sizeof(float) + 64,
                         "RoPE angles", kern->name);
     if (status == MOAK_OK) {
-        for (int32_t i = 0; i < half; i++)
-            inv_freq[i] = pow((double)args->theta_base, -2.0 * (double)i / (double)args->rotary_dim);
-        x86_rope_job job = {args, kern, st, inv_freq, 0};
+        x86_rope_job job = {args, kern, st, 0};
         const int64_t n_tasks = x86_tasks_for(
             args->n_tokens, (int64_t)args->n_heads * args->head_dim, &job.tokens_per_task);
         x86_run_tasks(st, n_tasks, x86_rope_task, &job);
     }
-    free(inv_freq);
     return status;
 }
 
