@@ -489,7 +489,11 @@ typedef enum moak_route_method {
      * group score = sum of the group's top-2 biased scores, keep topk_groups
      * groups); w = s (unbiased) of the chosen; if renormalize: w /= sum(w);
      * w *= scaling_factor  (DeepSeek-V3, Kimi K2, GLM-4.5, MiniMax-M2) */
-    MOAK_ROUTE_SIGMOID_TOPK = 2
+    MOAK_ROUTE_SIGMOID_TOPK = 2,
+    /* s = sqrt(softplus(logits)), softplus(x) = ln(1 + e^x); then as
+     * SIGMOID_TOPK: bias for selection, groups, renormalize, scaling
+     * (DeepSeek-V4) */
+    MOAK_ROUTE_SQRT_SOFTPLUS_TOPK = 3
 } moak_route_method;
 
 typedef struct moak_router_desc {
@@ -499,7 +503,7 @@ typedef struct moak_router_desc {
     int32_t top_k;               /* 1 <= top_k <= n_experts */
     int32_t renormalize;         /* 0/1 */
     float scaling_factor;        /* multiplies the final weights; 0 means 1.0 */
-    const float *bias;           /* [n_experts] selection bias (sigmoid only), or NULL */
+    const float *bias;           /* [n_experts] selection bias (SIGMOID/SQRT_SOFTPLUS), or NULL */
     int32_t n_groups;            /* 0 or 1 = no groups; else divides n_experts */
     int32_t topk_groups;         /* groups kept, 1..n_groups (with n_groups > 1) */
 } moak_router_desc;
@@ -508,7 +512,8 @@ typedef struct moak_router_desc {
 
 /* For each token t: ids[t][0..top_k) in decreasing selection score (ties to
  * the lower expert id), weights[t][..] their routing weights.
- * n_groups > 1 and bias are only defined for MOAK_ROUTE_SIGMOID_TOPK.
+ * n_groups > 1 and bias are only defined for MOAK_ROUTE_SIGMOID_TOPK and
+ * MOAK_ROUTE_SQRT_SOFTPLUS_TOPK.
  * Bound: ids equal the reference's except where the reference's selection
  * scores of the two experts differ by <= 1e-6 of the row's largest |score|;
  * |w - ref_w| <= 1e-5 * max(1, scaling_factor). */

@@ -414,8 +414,10 @@ enum { MOAK_ROUTE_CANDIDATE = 0, MOAK_ROUTE_EXCLUDED = 1, MOAK_ROUTE_CHOSEN = 2 
  * index on ties; -1 if none is.  A NaN is never preferred to a number but is
  * returned when it is the only one left, so a selection always completes. */
 int32_t moak_route_arg_max(const double *score, const unsigned char *mark, int32_t n, unsigned char wanted);
+/* SIGMOID_TOPK and SQRT_SOFTPLUS_TOPK: selection on score + bias, groups. */
+bool moak_route_method_biased(moak_route_method method);
 /* A token's scores (what becomes the weight) and selection scores from its
- * logits, for a->method (bias only for SIGMOID_TOPK). */
+ * logits, for a->method (bias only for the biased methods). */
 void moak_route_scores(const moak_route_args *a, const float *logits, double *score, double *select);
 /* expert_mark[n_experts]: CANDIDATE for the experts that may be chosen (all,
  * or with group-limited routing those of the kept groups), EXCLUDED for the

@@ -18,8 +18,8 @@ libmoak_la_SOURCES += \
 	lib/op_matmul.c \
 	lib/op_moe.c \
 	lib/op_route.c \
+	lib/route_select.h \
 	lib/route_select.c \
-	lib/route_weights.c \
 	lib/topk_select.c \
 	lib/op_indexer.c \
 	lib/op_attention.c \

@@ -10,7 +10,7 @@ static moak_status check_router(moak_context *ctx, const moak_router_desc *r, mo
     moak_status st = moak_check_struct_size(ctx, r->struct_size, sizeof(moak_router_desc), "router");
     if (st != MOAK_OK)
         return st;
-    if ((unsigned)r->method > MOAK_ROUTE_SIGMOID_TOPK)
+    if ((unsigned)r->method > MOAK_ROUTE_SQRT_SOFTPLUS_TOPK)
         return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT, "router->method: %d is not a moak_route_method",
                           (int)r->method);
     if (r->n_experts < 1)
@@ -25,15 +25,18 @@ static moak_status check_router(moak_context *ctx, const moak_router_desc *r, mo
     if (!moak_finite(scale) || scale <= 0.0f)
         return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT, "router->scaling_factor: %g must be finite and > 0",
                           r->scaling_factor);
-    if (r->bias && r->method != MOAK_ROUTE_SIGMOID_TOPK)
+    const bool biased = moak_route_method_biased(r->method);
+    if (r->bias && !biased)
         return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT,
-                          "router->bias: a selection bias is only defined for MOAK_ROUTE_SIGMOID_TOPK");
+                          "router->bias: a selection bias is only defined for MOAK_ROUTE_SIGMOID_TOPK and "
+                          "MOAK_ROUTE_SQRT_SOFTPLUS_TOPK");
     int32_t groups = r->n_groups <= 1 ? 1 : r->n_groups;
     if (r->n_groups < 0)
         return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT, "router->n_groups: %d is negative", (int)r->n_groups);
-    if (groups > 1 && r->method != MOAK_ROUTE_SIGMOID_TOPK)
+    if (groups > 1 && !biased)
         return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT,
-                          "router->n_groups: group-limited selection is only defined for MOAK_ROUTE_SIGMOID_TOPK");
+                          "router->n_groups: group-limited selection is only defined for MOAK_ROUTE_SIGMOID_TOPK "
+                          "and MOAK_ROUTE_SQRT_SOFTPLUS_TOPK");
     if (groups > 1) {
         if (r->n_experts % groups)
             return moak_error(ctx, MOAK_ERR_INVALID_ARGUMENT, "router->n_groups: %d does not divide n_experts %d",

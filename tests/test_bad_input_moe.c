@@ -236,6 +236,21 @@ static void softmax_with_bias(void *p)
     f->router.topk_groups = 0;
 }
 static void bias_nan(void *p) { ((route_fx *)p)->bias[17] = NAN; }
+/* TOPK_SOFTMAX takes neither a bias nor groups (only the biased methods,
+ * SIGMOID_TOPK and SQRT_SOFTPLUS_TOPK, do). */
+static void topk_softmax_with_groups(void *p)
+{
+    route_fx *f = p;
+    f->router.method = MOAK_ROUTE_TOPK_SOFTMAX;
+    f->router.bias = NULL;
+}
+/* The sqrt(softplus) gate with groups: its bias must be finite too. */
+static void sqrt_softplus_bias_nan(void *p)
+{
+    route_fx *f = p;
+    f->router.method = MOAK_ROUTE_SQRT_SOFTPLUS_TOPK;
+    f->bias[17] = NAN; /* reset restores it */
+}
 /* One kept group of 32 experts cannot supply 33. */
 static void top_k_beyond_kept_groups(void *p)
 {
@@ -258,7 +273,7 @@ static const t_bad_case route_cases[] = {
     BAD_SIZE("router struct_size 0", router.struct_size, 0, MOAK_ERR_STRUCT_SIZE, "struct_size"),
     BAD_SIZE("router struct_size one short", router.struct_size, sizeof(moak_router_desc) - 1,
              MOAK_ERR_STRUCT_SIZE, "struct_size"),
-    BAD_I32("method 3", router.method, 3, MOAK_ERR_INVALID_ARGUMENT, "method"),
+    BAD_I32("method 4", router.method, 4, MOAK_ERR_INVALID_ARGUMENT, "method"),
     BAD_I32("method -1", router.method, -1, MOAK_ERR_INVALID_ARGUMENT, "method"),
     BAD_I32("n_experts 0", router.n_experts, 0, MOAK_ERR_INVALID_ARGUMENT, "n_experts"),
     BAD_I32("n_experts -256", router.n_experts, -256, MOAK_ERR_INVALID_ARGUMENT, "n_experts"),
@@ -271,6 +286,8 @@ static const t_bad_case route_cases[] = {
             "scaling_factor"),
     BAD_FN("bias with SOFTMAX_TOPK", softmax_with_bias, MOAK_ERR_INVALID_ARGUMENT, "bias"),
     BAD_FN("bias[17] NaN", bias_nan, MOAK_ERR_INVALID_ARGUMENT, "bias"),
+    BAD_FN("groups with TOPK_SOFTMAX", topk_softmax_with_groups, MOAK_ERR_INVALID_ARGUMENT, "n_groups"),
+    BAD_FN("SQRT_SOFTPLUS_TOPK with bias[17] NaN", sqrt_softplus_bias_nan, MOAK_ERR_INVALID_ARGUMENT, "bias"),
     BAD_I32("n_groups -1", router.n_groups, -1, MOAK_ERR_INVALID_ARGUMENT, "n_groups"),
     BAD_I32("n_groups 3 does not divide 256", router.n_groups, 3, MOAK_ERR_INVALID_ARGUMENT,
             "n_groups"),

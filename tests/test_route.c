@@ -65,6 +65,13 @@ static const route_case cases[] = {
     {"ties topk-softmax", MOAK_ROUTE_TOPK_SOFTMAX, 32, 4, 0, 0.0f, 0, 0, 0, 17, 1},
     {"ties sigmoid groups", MOAK_ROUTE_SIGMOID_TOPK, 256, 8, 1, 2.5f, 1, 8, 4, 17, 1},
     {"ties sigmoid", MOAK_ROUTE_SIGMOID_TOPK, 256, 8, 1, 0.0f, 1, 0, 0, 17, 1},
+    /* DeepSeek-V4's sqrt(softplus) gate (models.json has no V4 shapes yet:
+     * DeepSeek-V3's 256 experts, 8 groups keeping 4, top-8, bias, x2.5) */
+    {"sqrt-softplus groups", MOAK_ROUTE_SQRT_SOFTPLUS_TOPK, 256, 8, 1, 2.5f, 1, 8, 4, 33, 0},
+    {"sqrt-softplus groups", MOAK_ROUTE_SQRT_SOFTPLUS_TOPK, 256, 8, 1, 2.5f, 1, 8, 4, 1, 0},
+    /* without groups, bias or renormalisation; and with exact ties */
+    {"sqrt-softplus no-bias no-renorm", MOAK_ROUTE_SQRT_SOFTPLUS_TOPK, 384, 8, 0, 1.0f, 0, 0, 0, 9, 0},
+    {"ties sqrt-softplus groups", MOAK_ROUTE_SQRT_SOFTPLUS_TOPK, 256, 8, 1, 2.5f, 1, 8, 4, 17, 1},
 };
 
 /* Experts sorted by (score descending, id ascending), among those allowed. */
@@ -122,9 +129,12 @@ static void oracle_token(const route_case *c, const float *logits, const float *
             w[k] /= sum;
         break;
     }
-    case MOAK_ROUTE_SIGMOID_TOPK: {
+    case MOAK_ROUTE_SIGMOID_TOPK:
+    case MOAK_ROUTE_SQRT_SOFTPLUS_TOPK: {
         for (int32_t e = 0; e < E; e++) {
-            s[e] = 1.0 / (1.0 + exp(-(double)logits[e]));
+            const double x = logits[e];
+            /* sigmoid; or sqrt(ln(1 + e^x)) (|x| is far below exp's range here) */
+            s[e] = c->method == MOAK_ROUTE_SIGMOID_TOPK ? 1.0 / (1.0 + exp(-x)) : sqrt(log(1.0 + exp(x)));
             sel[e] = s[e] + (bias ? (double)bias[e] : 0.0);
         }
         if (c->n_groups > 1) {
@@ -382,6 +392,7 @@ int main(void)
     run_nonfinite(bk, n_bk, &cases[0]); /* deepseek-v3: sigmoid, groups, bias */
     run_nonfinite(bk, n_bk, &cases[6]); /* qwen3: softmax */
     run_nonfinite(bk, n_bk, &cases[14]); /* gpt-oss: top-k of the logits */
+    run_nonfinite(bk, n_bk, &cases[21]); /* sqrt-softplus, groups, bias */
     t_close_backends(bk, n_bk);
     return t_finish();
 }

@@ -6,7 +6,8 @@
  * cl_khr_fp16.
  *
  * The host concatenates the .cl files in this order into one program:
- * common.cl, matmul_q.cl, moe.cl, route.cl, attention.cl, norm_rope.cl.
+ * common.cl, matmul_q.cl, moe.cl, lib/route_select.h (routing's steps,
+ * shared with the core's C), route.cl, attention.cl, norm_rope.cl.
  */
 
 #ifdef MOAK_TEST_BUILD_ERROR

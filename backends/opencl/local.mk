@@ -7,6 +7,7 @@ OPENCL_CL_FILES = \
 	backends/opencl/common.cl \
 	backends/opencl/matmul_q.cl \
 	backends/opencl/moe.cl \
+	lib/route_select.h \
 	backends/opencl/route.cl \
 	backends/opencl/attention.cl \
 	backends/opencl/indexer.cl \

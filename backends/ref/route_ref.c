@@ -14,6 +14,8 @@
  *                 expert); the topk_groups best groups are kept and top_k
  *                 experts are chosen among theirs.  w = s (unbiased);
  *                 renormalize: w /= sum(w).
+ *   SQRT_SOFTPLUS_TOPK (DeepSeek-V4): s = sqrt(ln(1 + e^logit)), then as
+ *                 SIGMOID_TOPK (bias, groups, w = s, renormalize).
  *   Every method then multiplies w by scaling_factor.
  *
  * "Choose" is repeated arg-max: the output lists experts in decreasing

@@ -114,7 +114,8 @@ void conform_describe_shape(const conform_case *c, char *buf, size_t len)
     case CONFORM_ROUTE:
         snprintf(buf, len, "t=%lld E=%lld k=%d %s%s", (long long)c->tokens, (long long)c->n_experts, (int)c->top_k,
                  c->route == MOAK_ROUTE_SOFTMAX_TOPK ? "softmax-topk" :
-                 c->route == MOAK_ROUTE_TOPK_SOFTMAX ? "topk-softmax" : "sigmoid",
+                 c->route == MOAK_ROUTE_TOPK_SOFTMAX ? "topk-softmax" :
+                 c->route == MOAK_ROUTE_SIGMOID_TOPK ? "sigmoid" : "sqrt-softplus",
                  c->n_groups > 1 ? " groups" : "");
         break;
     case CONFORM_ATTENTION: {
@@ -224,6 +225,8 @@ static bool parse_route(const char *s, moak_route_method *m)
         *m = MOAK_ROUTE_TOPK_SOFTMAX;
     else if (strcmp(s, "sigmoid_topk") == 0)
         *m = MOAK_ROUTE_SIGMOID_TOPK;
+    else if (strcmp(s, "sqrt_softplus_topk") == 0)
+        *m = MOAK_ROUTE_SQRT_SOFTPLUS_TOPK;
     else
         return false;
     return true;
@@ -702,9 +705,9 @@ static bool add_random(expand_ctx *x, tool_rng *rng, conform_op op, int index)
         c->tokens = tool_rng_range(rng, 1, 10);
         c->n_experts = tool_rng_range(rng, 2, 70);
         c->top_k = (int32_t)tool_rng_range(rng, 1, c->n_experts < 8 ? c->n_experts : 8);
-        c->route = (moak_route_method)tool_rng_range(rng, 0, 2);
+        c->route = (moak_route_method)tool_rng_range(rng, 0, 3);
         c->renormalize = tool_rng_range(rng, 0, 1);
-        if (c->route == MOAK_ROUTE_SIGMOID_TOPK) {
+        if (c->route == MOAK_ROUTE_SIGMOID_TOPK || c->route == MOAK_ROUTE_SQRT_SOFTPLUS_TOPK) {
             c->scaling = (float)tool_rng_uniform(rng, 0.5, 3.0);
             c->selection_bias = tool_rng_range(rng, 0, 1);
             int32_t groups = (int32_t)tool_rng_range(rng, 1, 8);

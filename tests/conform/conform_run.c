@@ -172,6 +172,9 @@ static void route_scores(const conform_case *c, const float *logits, const float
         } else if (c->route == MOAK_ROUTE_TOPK_SOFTMAX) {
             for (int64_t e = 0; e < c->n_experts; e++)
                 s[e] = l[e];
+        } else if (c->route == MOAK_ROUTE_SQRT_SOFTPLUS_TOPK) {
+            for (int64_t e = 0; e < c->n_experts; e++)
+                s[e] = sqrt(log1p(exp((double)l[e]))) + (bias ? bias[e] : 0.0);
         } else {
             for (int64_t e = 0; e < c->n_experts; e++)
                 s[e] = 1.0 / (1.0 + exp(-(double)l[e])) + (bias ? bias[e] : 0.0);

@@ -199,7 +199,7 @@ static bool neon_supports(void *state, const moak_op_shape *shape, char *why, si
     case MOAK_OP_INDEXER:
         return decline(why, why_len, "neon: no indexer kernel yet (the sparse-attention indexer runs on ref)");
     case MOAK_OP_MOE_ROUTE:
-        if (shape->variant < MOAK_ROUTE_SOFTMAX_TOPK || shape->variant > MOAK_ROUTE_SIGMOID_TOPK)
+        if (shape->variant < MOAK_ROUTE_SOFTMAX_TOPK || shape->variant > MOAK_ROUTE_SQRT_SOFTPLUS_TOPK)
             return decline(why, why_len, "neon: unknown routing method %d", (int)shape->variant);
         return true;
     case MOAK_OP_RMSNORM:

@@ -121,12 +121,21 @@ static void x86_route_task(void *arg, int64_t task, int32_t thread)
         last = args->n_tokens;
     for (int64_t t = task * job->tokens_per_task; t < last; t++) {
         const float *logits = args->logits + (size_t)t * (size_t)n_experts;
-        const bool has_nan = kern->route_scores(args->method, logits, args->bias, n_experts,
-                                                score, select);
-        /* A token with a NaN or infinite logit takes the core's scalar
-         * steps (lib/route_select.c), the reference's own. */
-        if (has_nan)
+        bool has_nan;
+        if (args->method == MOAK_ROUTE_SQRT_SOFTPLUS_TOPK) {
+            /* no vector ln(1 + e^x) here: the core's scores (in double, as
+             * the reference), then the vector arg-max on finite ones */
             moak_route_scores(args, logits, score, select);
+            has_nan = false;
+            for (int32_t e = 0; e < n_experts; e++)
+                has_nan |= !isfinite(logits[e]) || isnan(select[e]);
+        } else {
+            has_nan = kern->route_scores(args->method, logits, args->bias, n_experts, score, select);
+            /* A token with a NaN or infinite logit takes the core's scalar
+             * steps (lib/route_select.c), the reference's own. */
+            if (has_nan)
+                moak_route_scores(args, logits, score, select);
+        }
         moak_route_mark_candidates(args, select, group_score, group_mark, expert_mark);
 
         int32_t k = 0;

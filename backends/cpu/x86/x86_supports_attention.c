@@ -55,7 +55,7 @@ bool moak_x86_supports_attention_misc(const moak_x86_state *st, const moak_op_sh
          * vector at a time, Q8_0 through the core's row dequantizer */
         return kv_format_read(shape->format) || decline(st, why, why_len, "index-key format", (long)shape->format);
     case MOAK_OP_MOE_ROUTE:
-        if (shape->variant < MOAK_ROUTE_SOFTMAX_TOPK || shape->variant > MOAK_ROUTE_SIGMOID_TOPK)
+        if (shape->variant < MOAK_ROUTE_SOFTMAX_TOPK || shape->variant > MOAK_ROUTE_SQRT_SOFTPLUS_TOPK)
             return decline(st, why, why_len, "routing method", (long)shape->variant);
         return true;
     case MOAK_OP_RMSNORM:
