@@ -9,7 +9,7 @@ libmoak_la_SOURCES += \
 	lib/threadpool.c lib/threadpool.h \
 	lib/hwprobe.c lib/hwprobe.h lib/hwprobe_isa.c \
 	lib/formats.c \
-	lib/formats_release.c \
+	lib/formats_release.c lib/formats_release.h \
 	lib/formats_fp8.c \
 	lib/formats_fp4.c \
 	lib/formats_int4.c \
